@@ -1,0 +1,1 @@
+"""Community: friends, boards, posts, feedback, moderation and the support inbox."""

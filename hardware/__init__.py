@@ -1,0 +1,1 @@
+"""The edge box: gateway backends, client MAC lookup, radio control, ``doctor``."""

@@ -1,0 +1,214 @@
+"""The ``instore`` command. Each command's docstring is its ``--help``.
+
+Mistakes a person can fix (bad config, bad MAC, unknown session) exit with status 2 and one line
+saying what to fix; they never print a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from instore import __version__
+from instore.config import Config, ConfigError, load_config
+from instore.db import DatabaseError, open_database, schema_versions, upgrade, connect
+from instore.logs import setup_logging
+
+DEMO_DATABASE = "var/demo/instore.db"
+GUNICORN_CONF = Path(__file__).resolve().parents[1] / "deploy" / "gunicorn.conf.py"
+
+
+def fail(message: str) -> NoReturn:
+    """Exit 2 with a one-line message for the person at the keyboard."""
+    click.echo(f"instore: {message}", err=True)
+    sys.exit(2)
+
+
+class Context:
+    """Loads the config on first use so ``--help`` works even with a broken config file."""
+
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            try:
+                self._config = load_config(self.config_path)
+            except ConfigError as exc:
+                fail(f"bad configuration: {exc}")
+            setup_logging(self._config["logging"]["level"])
+        return self._config
+
+    def db(self) -> Any:
+        try:
+            return open_database(self.config.database_path, self.config["database"]["busy_timeout_ms"])
+        except DatabaseError as exc:
+            fail(str(exc))
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="INSTORE_CONFIG",
+    help="TOML config file (default: $INSTORE_CONFIG, else /etc/instore/instore.toml if present).",
+)
+@click.version_option(__version__, prog_name="instore")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None) -> None:
+    """instore: captive portal, presence, offers and community for one store's edge box."""
+    ctx.obj = Context(config_path)
+
+
+@main.group()
+def db() -> None:
+    """Database schema: upgrade and status."""
+
+
+@db.command("upgrade")
+@pass_ctx
+def db_upgrade(ctx: Context) -> None:
+    """Apply pending schema migrations (also done automatically when a service starts)."""
+    try:
+        database = connect(ctx.config.database_path, ctx.config["database"]["busy_timeout_ms"])
+        applied = upgrade(database)
+    except DatabaseError as exc:
+        fail(str(exc))
+    for step in applied:
+        click.echo(f"applied {step.package} {step.version}: {step.description}")
+    if not applied:
+        click.echo("schema is up to date")
+
+
+@db.command("status")
+@pass_ctx
+def db_status(ctx: Context) -> None:
+    """Show the database file and each package's schema version."""
+    database = ctx.db()
+    click.echo(f"database: {ctx.config.database_path}")
+    for package, version in sorted(schema_versions(database).items()):
+        click.echo(f"{package}: schema version {version}")
+
+
+@main.command("config")
+@pass_ctx
+def config_show(ctx: Context) -> None:
+    """Check the configuration and print the settings in force (secrets hidden)."""
+    cfg = ctx.config
+    click.echo(f"# source: {cfg.source}" + (f" + {', '.join(cfg.overrides)}" if cfg.overrides else ""))
+    for section, values in cfg.as_dict().items():
+        click.echo(f"[{section}]")
+        for key, value in values.items():
+            shown = "(hidden)" if key == "secret_key" and value else value
+            click.echo(f"{key} = {shown!r}")
+
+
+@main.command()
+@click.option("--all", "include_ended", is_flag=True, help="Include ended and revoked sessions.")
+@pass_ctx
+def clients(ctx: Context, include_ended: bool) -> None:
+    """List authorized WiFi clients (live sessions)."""
+    from instore import sessions
+
+    rows = sessions.list_sessions(ctx.db(), include_ended=include_ended)
+    if not rows:
+        click.echo("no live sessions" if not include_ended else "no sessions")
+        return
+    header = f"{'MAC':<17}  {'IP':<15}  {'MEMBER':<20}  {'STARTED':<20}  {'EXPIRES':<20}  STATE"
+    click.echo(header)
+    for row in rows:
+        state = f"revoked ({row['revoked_reason']})" if row["revoked_at"] else "live"
+        click.echo(
+            f"{row['mac']:<17}  {row['ip']:<15}  {(row['display_name'] or '-')[:20]:<20}  "
+            f"{row['started_at']:<20}  {row['expires_at']:<20}  {state}"
+        )
+
+
+@main.command()
+@click.argument("mac")
+@pass_ctx
+def deauth(ctx: Context, mac: str) -> None:
+    """Revoke every live session of MAC; the gatekeeper then closes the network for it."""
+    from instore import sessions
+
+    try:
+        ended = sessions.revoke_mac(ctx.db(), mac, "revoked by operator")
+    except sessions.InvalidClient as exc:
+        fail(str(exc))
+    if not ended:
+        fail(f"no live session for {sessions.normalize_mac(mac)} (see `instore clients`)")
+    click.echo(f"revoked {len(ended)} session(s) for {sessions.normalize_mac(mac)}")
+
+
+def _gunicorn_command(conf: Path) -> list[str]:
+    if not conf.exists():
+        fail(f"gunicorn config {conf} not found; pass --gunicorn-config PATH")
+    return [sys.executable, "-m", "gunicorn", "-c", str(conf)]
+
+
+@main.command()
+@click.option(
+    "--gunicorn-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=GUNICORN_CONF,
+    show_default=True,
+    help="gunicorn settings file.",
+)
+@pass_ctx
+def portal(ctx: Context, gunicorn_config: Path) -> None:
+    """Run the shopper-facing portal under gunicorn (bind, workers, threads from [portal])."""
+    ctx.db()  # migrate once here, not racing in every worker, and fail early on a bad database
+    if ctx.config_path:
+        os.environ["INSTORE_CONFIG"] = str(Path(ctx.config_path).resolve())
+    command = _gunicorn_command(gunicorn_config)
+    os.execv(command[0], command)
+
+
+@main.command()
+@click.option("--bind", default="127.0.0.1:8080", show_default=True, help="Where the portal listens.")
+@click.option("--reset", is_flag=True, help="Start from an empty demo database.")
+def demo(bind: str, reset: bool) -> None:
+    """Run the whole product on a simulated store: no root, no radios, embedded SQLite."""
+    from instore.demo import seed_demo
+
+    os.environ.setdefault("INSTORE_DATABASE_PATH", DEMO_DATABASE)
+    os.environ["INSTORE_PORTAL_BIND"] = bind
+    os.environ.setdefault("INSTORE_PORTAL_PUBLIC_URL", f"http://{bind}")
+    os.environ.setdefault("INSTORE_GATEWAY_BACKEND", "memory")
+    os.environ.setdefault("INSTORE_HARDWARE_CLIENT_LOOKUP", "demo")
+    try:
+        config = load_config(None)
+    except ConfigError as exc:
+        fail(f"bad configuration: {exc}")
+    setup_logging(config["logging"]["level"])
+    if reset:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{config.database_path}{suffix}").unlink(missing_ok=True)
+    database = open_database(config.database_path)
+    accounts = seed_demo(database)
+    click.echo(f"\ninstore demo: {config['store']['name']} at http://{bind}\n")
+    click.echo(f"  {'ROLE':<9} {'SIGN IN WITH':<20} {'PASSWORD':<18} LOYALTY NUMBER")
+    for account, loyalty in accounts:
+        click.echo(f"  {account.role:<9} {account.email:<20} {account.password:<18} {loyalty}")
+    click.echo(
+        f"\n  Phone view: http://{bind}/signin   (or sign up as a new member)\n"
+        f"  Database:   {config.database_path}\n  Stop with Ctrl-C.\n"
+    )
+    child = subprocess.Popen(_gunicorn_command(GUNICORN_CONF))
+    try:
+        sys.exit(child.wait())
+    except KeyboardInterrupt:
+        child.send_signal(signal.SIGTERM)
+        child.wait(timeout=15)

@@ -1,0 +1,235 @@
+"""Configuration: working defaults, then a TOML file, then ``INSTORE_*`` environment overrides.
+
+Why three layers: a developer runs ``make demo`` with no file at all, a box reads
+``/etc/instore/instore.toml`` written by IT, and systemd units or tests tweak one value through the
+environment without editing the file. Every key is declared once in ``DEFAULTS`` with its type, so a
+typo in the file is an error with the file, the key and what is wrong, not a silently ignored line.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "INSTORE_"
+CONFIG_ENV = "INSTORE_CONFIG"
+BOX_CONFIG_PATH = Path("/etc/instore/instore.toml")
+
+# Every section and key the product reads, with its default. The default's type is the key's type.
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "store": {
+        "name": "Demo Store",
+        "timezone": "UTC",
+        # Shown on the venue-info page (RFC 8908 venue-info-url).
+        "address": "",
+        "hours": "",
+    },
+    "database": {
+        # Relative paths are relative to the working directory, so a checkout keeps its data in var/.
+        "path": "var/instore.db",
+        # How long a writer waits for the lock before failing; the portal, gatekeeper, presence
+        # and offers processes share one file.
+        "busy_timeout_ms": 5000,
+    },
+    "portal": {
+        "bind": "127.0.0.1:8080",
+        # The URL phones are sent to. Its host is how the portal tells its own pages from
+        # intercepted traffic for other hosts.
+        "public_url": "http://127.0.0.1:8080",
+        # RFC 8908 API URL announced by DHCP option 114. Android ignores an http one, so a box with
+        # a real certificate sets an https URL here.
+        "api_url": "",
+        # Extra host names that reach the portal's own pages rather than the captive catch-all.
+        "hostnames": ["localhost", "127.0.0.1"],
+        # Signed cookies; generated and kept under var/ when left empty.
+        "secret_key": "",
+        "session_hours": 8,
+        # A client unseen this long loses its session (the gatekeeper refreshes the deadline).
+        "idle_minutes": 60,
+        "terms_version": "2026-11",
+        "workers": 2,
+        "threads": 8,
+        # flask-limiter storage. "memory://" counts per worker process; point it at memcached or
+        # redis on a box with many workers to share the counts.
+        "ratelimit_storage": "memory://",
+        "login_limit": "10 per minute;50 per hour",
+        "signup_limit": "5 per minute;30 per hour",
+    },
+    "gateway": {
+        # "memory" for the demo and tests, "nftables" on a box.
+        "backend": "memory",
+    },
+    "hardware": {
+        # How the portal learns a client's MAC from its IP: "demo" (derived from the IP, for the
+        # demo and tests) or "neighbours" (kernel neighbour table, then dnsmasq leases).
+        "client_lookup": "demo",
+        "leases_file": "/var/lib/misc/dnsmasq.leases",
+        "lan_interface": "br-guest",
+    },
+    "logging": {
+        "level": "INFO",
+    },
+}
+
+
+class ConfigError(Exception):
+    """A configuration problem a person can fix; the message names the file and key."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated settings, one mapping per section, plus where they came from."""
+
+    sections: Mapping[str, Mapping[str, Any]]
+    source: str = "defaults"
+    overrides: tuple[str, ...] = field(default_factory=tuple)
+
+    def __getitem__(self, section: str) -> Mapping[str, Any]:
+        return self.sections[section]
+
+    def get(self, section: str, key: str) -> Any:
+        return self.sections[section][key]
+
+    @property
+    def database_path(self) -> Path:
+        return Path(self.sections["database"]["path"])
+
+    @property
+    def var_dir(self) -> Path:
+        """Where state beside the database lives (generated secrets, keys)."""
+        return self.database_path.parent
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        return {name: dict(values) for name, values in self.sections.items()}
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "true or false", int: "an integer", str: "a string", list: "a list of strings"}[
+        type(value)
+    ]
+
+
+def _check_value(where: str, key: str, default: Any, value: Any) -> Any:
+    """Return ``value`` if it has the default's type, else raise a ConfigError naming the key."""
+    expected = type(default)
+    ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    if expected is list and ok:
+        ok = all(isinstance(item, str) for item in value)
+    if not ok:
+        raise ConfigError(f"{where}: {key}: expected {_type_name(default)}, got {value!r}")
+    if expected is int and value < 0:
+        raise ConfigError(f"{where}: {key}: must not be negative, got {value}")
+    return value
+
+
+def _parse_env_value(where: str, key: str, default: Any, raw: str) -> Any:
+    """Environment values are strings; convert them to the key's type."""
+    if isinstance(default, bool):
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{where}: {key}: expected true or false, got {raw!r}")
+    if isinstance(default, int):
+        try:
+            return _check_value(where, key, default, int(raw))
+        except ValueError:
+            raise ConfigError(f"{where}: {key}: expected an integer, got {raw!r}") from None
+    if isinstance(default, list):
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    return raw
+
+
+def _merge_file(sections: dict[str, dict[str, Any]], path: Path) -> None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    for section, values in data.items():
+        if section not in DEFAULTS:
+            known = ", ".join(sorted(DEFAULTS))
+            raise ConfigError(f"{path}: [{section}]: unknown section (known: {known})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: {section}: expected a [{section}] table")
+        for key, value in values.items():
+            name = f"{section}.{key}"
+            if key not in DEFAULTS[section]:
+                known = ", ".join(sorted(DEFAULTS[section]))
+                raise ConfigError(f"{path}: {name}: unknown key (known in [{section}]: {known})")
+            sections[section][key] = _check_value(str(path), name, DEFAULTS[section][key], value)
+
+
+def _env_overrides(
+    sections: dict[str, dict[str, Any]], environ: Mapping[str, str]
+) -> tuple[str, ...]:
+    """Apply ``INSTORE_<SECTION>_<KEY>`` variables; return the names applied."""
+    applied = []
+    for var, raw in environ.items():
+        if not var.startswith(ENV_PREFIX) or var == CONFIG_ENV:
+            continue
+        rest = var[len(ENV_PREFIX) :].lower()
+        for section, keys in DEFAULTS.items():
+            if rest.startswith(section + "_") and rest[len(section) + 1 :] in keys:
+                key = rest[len(section) + 1 :]
+                sections[section][key] = _parse_env_value(
+                    f"environment {var}", f"{section}.{key}", keys[key], raw
+                )
+                applied.append(var)
+                break
+        else:
+            raise ConfigError(
+                f"environment {var}: unknown setting (use INSTORE_<SECTION>_<KEY>, "
+                f"e.g. INSTORE_PORTAL_BIND)"
+            )
+    return tuple(sorted(applied))
+
+
+def _validate(sections: dict[str, dict[str, Any]], where: str) -> None:
+    """Cross-field checks that types alone cannot express."""
+    for key in ("public_url", "api_url"):
+        url = sections["portal"][key]
+        if url and not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}: portal.{key}: must start with http:// or https://")
+    if sections["portal"]["session_hours"] < 1:
+        raise ConfigError(f"{where}: portal.session_hours: must be at least 1")
+    if sections["hardware"]["client_lookup"] not in {"demo", "neighbours"}:
+        raise ConfigError(f"{where}: hardware.client_lookup: must be 'demo' or 'neighbours'")
+    bind = sections["portal"]["bind"]
+    host, _, port = bind.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"{where}: portal.bind: expected HOST:PORT, got {bind!r}")
+
+
+def load_config(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Build the configuration.
+
+    ``path`` wins over ``INSTORE_CONFIG``; with neither, ``/etc/instore/instore.toml`` is read when
+    it exists, else the defaults stand alone.
+    """
+    environ = os.environ if environ is None else environ
+    sections = {name: dict(values) for name, values in DEFAULTS.items()}
+    chosen = Path(path) if path else None
+    if chosen is None and environ.get(CONFIG_ENV):
+        chosen = Path(environ[CONFIG_ENV])
+    if chosen is None and BOX_CONFIG_PATH.exists():
+        chosen = BOX_CONFIG_PATH
+    source = "defaults"
+    if chosen is not None:
+        _merge_file(sections, chosen)
+        source = str(chosen)
+    overrides = _env_overrides(sections, environ)
+    _validate(sections, source if not overrides else f"{source} + environment")
+    return Config(sections=sections, source=source, overrides=overrides)

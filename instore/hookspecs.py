@@ -1,0 +1,36 @@
+"""Plug-in hook specifications.
+
+Built-in parts register through these same hooks (see ``instore.plugins.DEFAULT_PLUGINS``);
+third-party packages register through the ``instore`` entry-point group. Each spec's docstring is
+its documentation: ``tests/test_hooks.py`` fails when one is missing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from instore.config import Config
+    from instore.migrations import Migration
+
+hookspec = pluggy.HookspecMarker("instore")
+
+
+@hookspec
+def instore_migrations() -> list[Migration]:
+    """Return this package's schema migration steps; each package owns its tables."""
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def gateway_backend(name: str, config: Config) -> Any:
+    """Return a gateway backend object for backend ``name`` (e.g. "memory"), or None if not yours."""
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def client_lookup(name: str, config: Config) -> Any:
+    """Return a client MAC lookup (IP address to MAC) for lookup ``name``, or None if not yours."""
+    raise NotImplementedError

@@ -1,0 +1,107 @@
+"""The kernel's own tables and the ``Migration`` type every package uses for its steps.
+
+The kernel owns the tables every process reads: the events outbox and consumer cursors, and the
+member and client-session records (members, credentials, consents, devices, sessions). Those
+last are not business rules — they are the shared facts the portal writes, the gatekeeper
+enforces, presence links to sightings and offers targets — so they live here, where every package
+may import them, rather than in ``portal`` which nothing may import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from instore import hookimpl
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step of one package, applied once, in version order, inside a transaction."""
+
+    package: str
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+KERNEL_MIGRATIONS: list[Migration] = [
+    Migration(
+        "instore",
+        1,
+        "outbox, cursors, members, credentials, consents, devices, sessions",
+        (
+            """CREATE TABLE events (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                ts TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                payload TEXT NOT NULL DEFAULT '{}'
+            )""",
+            "CREATE INDEX events_kind ON events(kind, id)",
+            """CREATE TABLE cursors (
+                consumer TEXT PRIMARY KEY,
+                last_id INTEGER NOT NULL DEFAULT 0,
+                updated_at TEXT NOT NULL
+            )""",
+            """CREATE TABLE members (
+                id INTEGER PRIMARY KEY,
+                email TEXT UNIQUE,
+                loyalty_number TEXT NOT NULL UNIQUE,
+                display_name TEXT NOT NULL,
+                role TEXT NOT NULL DEFAULT 'shopper'
+                    CHECK (role IN ('shopper', 'staff', 'manager', 'admin')),
+                tier TEXT NOT NULL DEFAULT 'member',
+                login_token TEXT NOT NULL UNIQUE,
+                created_at TEXT NOT NULL
+            )""",
+            """CREATE TABLE credentials (
+                member_id INTEGER PRIMARY KEY REFERENCES members(id) ON DELETE CASCADE,
+                password_hash TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )""",
+            """CREATE TABLE consents (
+                id INTEGER PRIMARY KEY,
+                member_id INTEGER NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+                kind TEXT NOT NULL,
+                granted INTEGER NOT NULL CHECK (granted IN (0, 1)),
+                terms_version TEXT NOT NULL,
+                ts TEXT NOT NULL
+            )""",
+            "CREATE INDEX consents_member ON consents(member_id, kind, id)",
+            """CREATE TABLE devices (
+                mac TEXT PRIMARY KEY,
+                member_id INTEGER NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+                first_seen TEXT NOT NULL,
+                last_seen TEXT NOT NULL
+            )""",
+            """CREATE TABLE sessions (
+                id INTEGER PRIMARY KEY,
+                mac TEXT NOT NULL,
+                ip TEXT NOT NULL,
+                member_id INTEGER REFERENCES members(id) ON DELETE SET NULL,
+                started_at TEXT NOT NULL,
+                expires_at TEXT NOT NULL,
+                revoked_at TEXT
+            )""",
+            "CREATE INDEX sessions_live ON sessions(ip, mac, revoked_at, expires_at)",
+        ),
+    ),
+    Migration(
+        "instore",
+        2,
+        "idle deadline and revoke reason on sessions; preferred language on members",
+        (
+            "ALTER TABLE sessions ADD COLUMN idle_deadline TEXT",
+            # Sessions made before idle timeouts existed keep running until they expire.
+            "UPDATE sessions SET idle_deadline = expires_at WHERE idle_deadline IS NULL",
+            "ALTER TABLE sessions ADD COLUMN revoked_reason TEXT",
+            "ALTER TABLE members ADD COLUMN locale TEXT",
+            "CREATE INDEX sessions_member ON sessions(member_id)",
+        ),
+    ),
+]
+
+
+@hookimpl
+def instore_migrations() -> list[Migration]:
+    """The kernel's schema steps."""
+    return KERNEL_MIGRATIONS

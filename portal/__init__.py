@@ -1,0 +1,81 @@
+"""The portal: the only process that faces shoppers (captive sign-in, API, store pages)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from instore.config import Config, load_config
+from instore.db import open_database
+from instore.plugins import pm
+
+log = logging.getLogger(__name__)
+
+SECRET_KEY_FILE = "secret_key"
+
+
+def _secret_key(config: Config) -> str:
+    """The configured key, else one generated once and kept beside the database (mode 0600)."""
+    configured: str = config["portal"]["secret_key"]
+    if configured:
+        return configured
+    path = config.var_dir / SECRET_KEY_FILE
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def create_app(config: Config | None = None, test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the portal app: settings, database schema, extensions, blueprints, captive middleware."""
+    config = config or load_config()
+    app = Flask(__name__)
+    public_https = config["portal"]["public_url"].startswith("https://")
+    app.config.from_mapping(
+        INSTORE=config,
+        SECRET_KEY=_secret_key(config),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=public_https,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=public_https,
+        # Forms are a handful of short fields; anything bigger is not a shopper.
+        MAX_CONTENT_LENGTH=16 * 1024,
+        WTF_CSRF_TIME_LIMIT=None,  # the session cookie bounds it; phones sit on a page for long
+        RATELIMIT_STORAGE_URI=config["portal"]["ratelimit_storage"],
+        RATELIMIT_HEADERS_ENABLED=True,
+        BABEL_DEFAULT_LOCALE="en",
+        BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent / "translations"),
+    )
+    if test_config:
+        app.config.update(test_config)
+
+    open_database(config.database_path, config["database"]["busy_timeout_ms"]).conn.close()
+
+    lookup = pm.hook.client_lookup(name=config["hardware"]["client_lookup"], config=config)
+    app.extensions["instore_client_lookup"] = lookup
+
+    from portal import account, api, auth, i18n, pages, security
+
+    i18n.init_app(app)
+    auth.init_app(app)
+    security.init_app(app)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(account.bp)
+    app.register_blueprint(api.bp)
+    security.apply_rate_limits(app)
+
+    from portal.captive import CaptivePortalMiddleware
+
+    app.wsgi_app = CaptivePortalMiddleware(app.wsgi_app, config, lookup)  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,1 @@
+"""Presence: radio sightings to zones (sources, identity, estimation, tracking). See DESIGN.md."""
