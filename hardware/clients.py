@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 # A phone's MAC behind an IP only changes when DHCP hands the IP to another phone, which takes
 # at least a lease; a few seconds of cache saves a subprocess on every probe.
 NEIGHBOUR_CACHE_SECONDS = 5.0
+# An IP we have not seen may be a phone that just joined; re-read at most this often on a miss,
+# so a stream of requests from unknown addresses cannot spawn a subprocess each.
+MISS_RELOAD_SECONDS = 1.0
 IP_COMMAND_TIMEOUT_SECONDS = 2.0  # `ip neigh` answers in milliseconds; never hang a request
 # Neighbour states that still name the right MAC; FAILED/INCOMPLETE entries do not.
 USABLE_NEIGHBOUR_STATES = frozenset({"REACHABLE", "STALE", "DELAY", "PROBE", "PERMANENT", "NOARP"})
@@ -105,7 +108,8 @@ class NeighbourLookup:
 
     def mac_for(self, ip: str) -> str | None:
         with self._lock:
-            if time.monotonic() - self._loaded_at > NEIGHBOUR_CACHE_SECONDS or ip not in self._cache:
+            age = time.monotonic() - self._loaded_at
+            if age > NEIGHBOUR_CACHE_SECONDS or (ip not in self._cache and age > MISS_RELOAD_SECONDS):
                 self._reload()
             return self._cache.get(ip)
 

@@ -17,7 +17,7 @@ import click
 
 from instore import __version__
 from instore.config import Config, ConfigError, load_config
-from instore.db import DatabaseError, open_database, schema_versions, upgrade, connect
+from instore.db import DatabaseError, connect, open_database, schema_versions, upgrade
 from instore.logs import setup_logging
 
 DEMO_DATABASE = "var/demo/instore.db"
@@ -49,7 +49,9 @@ class Context:
 
     def db(self) -> Any:
         try:
-            return open_database(self.config.database_path, self.config["database"]["busy_timeout_ms"])
+            return open_database(
+                self.config.database_path, self.config["database"]["busy_timeout_ms"]
+            )
         except DatabaseError as exc:
             fail(str(exc))
 
@@ -107,7 +109,9 @@ def db_status(ctx: Context) -> None:
 def config_show(ctx: Context) -> None:
     """Check the configuration and print the settings in force (secrets hidden)."""
     cfg = ctx.config
-    click.echo(f"# source: {cfg.source}" + (f" + {', '.join(cfg.overrides)}" if cfg.overrides else ""))
+    click.echo(
+        f"# source: {cfg.source}" + (f" + {', '.join(cfg.overrides)}" if cfg.overrides else "")
+    )
     for section, values in cfg.as_dict().items():
         click.echo(f"[{section}]")
         for key, value in values.items():
@@ -173,11 +177,13 @@ def portal(ctx: Context, gunicorn_config: Path) -> None:
     if ctx.config_path:
         os.environ["INSTORE_CONFIG"] = str(Path(ctx.config_path).resolve())
     command = _gunicorn_command(gunicorn_config)
-    os.execv(command[0], command)
+    os.execv(command[0], command)  # noqa: S606 - replace this process: systemd supervises gunicorn
 
 
 @main.command()
-@click.option("--bind", default="127.0.0.1:8080", show_default=True, help="Where the portal listens.")
+@click.option(
+    "--bind", default="127.0.0.1:8080", show_default=True, help="Where the portal listens."
+)
 @click.option("--reset", is_flag=True, help="Start from an empty demo database.")
 def demo(bind: str, reset: bool) -> None:
     """Run the whole product on a simulated store: no root, no radios, embedded SQLite."""

@@ -29,7 +29,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "hours": "",
     },
     "database": {
-        # Relative paths are relative to the working directory, so a checkout keeps its data in var/.
+        # Relative to the working directory, so a checkout keeps its data in var/.
         "path": "var/instore.db",
         # How long a writer waits for the lock before failing; the portal, gatekeeper, presence
         # and offers processes share one file.
@@ -211,9 +211,7 @@ def _validate(sections: dict[str, dict[str, Any]], where: str) -> None:
         raise ConfigError(f"{where}: portal.bind: expected HOST:PORT, got {bind!r}")
 
 
-def load_config(
-    path: str | Path | None = None, environ: Mapping[str, str] | None = None
-) -> Config:
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Build the configuration.
 
     ``path`` wins over ``INSTORE_CONFIG``; with neither, ``/etc/instore/instore.toml`` is read when

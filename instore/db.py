@@ -35,7 +35,9 @@ class AppliedMigration:
     description: str
 
 
-def connect(path: str | Path, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> sqlite_utils.Database:
+def connect(
+    path: str | Path, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
+) -> sqlite_utils.Database:
     """Open the database file with the pragmas every process relies on."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -138,7 +140,9 @@ def upgrade(db: sqlite_utils.Database) -> list[AppliedMigration]:
     return applied
 
 
-def open_database(path: str | Path, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> sqlite_utils.Database:
+def open_database(
+    path: str | Path, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
+) -> sqlite_utils.Database:
     """Connect and bring the schema up to date: what every process does on start."""
     db = connect(path, busy_timeout_ms)
     try:

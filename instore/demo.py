@@ -8,6 +8,7 @@ import sqlite_utils
 
 from instore import members
 
+
 @dataclass(frozen=True)
 class DemoAccount:
     email: str

@@ -26,7 +26,7 @@ def instore_migrations() -> list[Migration]:
 
 @hookspec(firstresult=True)
 def gateway_backend(name: str, config: Config) -> Any:
-    """Return a gateway backend object for backend ``name`` (e.g. "memory"), or None if not yours."""
+    """Return the gateway backend called ``name`` (e.g. "memory"), or None if not yours."""
     raise NotImplementedError
 
 

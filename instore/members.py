@@ -59,7 +59,7 @@ class Member:
 
 
 def luhn_check_digit(digits: str) -> str:
-    """The digit that makes ``digits + check`` pass the Luhn test (catches typos on card numbers)."""
+    """The digit that makes ``digits + check`` pass Luhn (catches typos in card numbers)."""
     total = 0
     for index, char in enumerate(reversed(digits)):
         value = int(char)

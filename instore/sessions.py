@@ -50,7 +50,9 @@ def normalize_mac(text: str) -> str:
     """``AA-BB-CC-DD-EE-FF`` or ``aabb.ccdd…`` forms to ``aa:bb:cc:dd:ee:ff``."""
     cleaned = text.strip().lower()
     if not _MAC_RE.match(cleaned):
-        raise InvalidClient(f"{text!r} is not a MAC address (expected six hex pairs like aa:bb:cc:dd:ee:ff)")
+        raise InvalidClient(
+            f"{text!r} is not a MAC address (expected six hex pairs like aa:bb:cc:dd:ee:ff)"
+        )
     digits = cleaned.replace(":", "").replace("-", "")
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
 
@@ -178,8 +180,10 @@ def revoke_member(db: sqlite_utils.Database, member_id: int, reason: str) -> lis
 def list_sessions(db: sqlite_utils.Database, include_ended: bool = False) -> list[dict[str, Any]]:
     """Sessions with the member's name, newest first; live ones only unless asked."""
     now = to_iso(utcnow())
-    where = "" if include_ended else (
-        "WHERE s.revoked_at IS NULL AND s.expires_at > :now AND s.idle_deadline > :now"
+    where = (
+        ""
+        if include_ended
+        else ("WHERE s.revoked_at IS NULL AND s.expires_at > :now AND s.idle_deadline > :now")
     )
     sql = f"""SELECT s.id, s.mac, s.ip, s.member_id, m.display_name, s.started_at, s.expires_at,
                      s.idle_deadline, s.revoked_at, s.revoked_reason

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -36,6 +37,12 @@ def _portal_setting(key: str) -> int | str:
     return value
 
 
+def url_with_continue(endpoint: str, continue_url: str | None) -> str:
+    """A URL for ``endpoint`` that carries the checked continue URL along, if there is one."""
+    values: dict[str, Any] = {"continue": continue_url} if continue_url else {}
+    return url_for(endpoint, **values)
+
+
 def _continue_arg() -> str | None:
     return safe_continue(request.values.get("continue") or request.values.get("continue_url"))
 
@@ -58,7 +65,7 @@ def go_online(member: members.Member, continue_url: str | None) -> Response | tu
     members.link_device(db, client.mac, member.id)
     events.append(db, "portal.login", {"member_id": member.id, "session_id": session.id})
     log.info("client authorized", extra={"member": member.id, "session": session.id})
-    return redirect(url_for("pages.online", **({"continue": continue_url} if continue_url else {})))
+    return redirect(url_with_continue("pages.online", continue_url))
 
 
 def _needs_consents(member: members.Member) -> bool:
@@ -67,9 +74,7 @@ def _needs_consents(member: members.Member) -> bool:
 
 def _after_sign_in(member: members.Member, continue_url: str | None) -> Response | tuple[str, int]:
     if _needs_consents(member):
-        return redirect(
-            url_for("account.consents", **({"continue": continue_url} if continue_url else {}))
-        )
+        return redirect(url_with_continue("account.consents", continue_url))
     return go_online(member, continue_url)
 
 
@@ -122,9 +127,7 @@ def signup() -> Response | str:
             events.append(get_db(), "member.created", {"member_id": member.id})
             login_user(PortalUser(member), remember=True)
             log.info("member created", extra={"member": member.id})
-            return redirect(
-                url_for("account.consents", **({"continue": continue_url} if continue_url else {}))
-            )
+            return redirect(url_with_continue("account.consents", continue_url))
     return render_template("account/signup.html", form=form, continue_url=continue_url)
 
 

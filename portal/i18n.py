@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, request, session
-from flask_babel import Babel
+from flask_babel import Babel, get_locale
 
 LANGUAGES: dict[str, str] = {"en": "English", "es": "Español"}
 
@@ -23,3 +23,5 @@ def select_locale() -> str:
 def init_app(app: Flask) -> None:
     Babel(app, locale_selector=select_locale)
     app.jinja_env.globals["LANGUAGES"] = LANGUAGES
+    # For <html lang>: screen readers pick their voice from it.
+    app.jinja_env.globals["get_locale"] = get_locale

@@ -67,8 +67,8 @@ def apply_rate_limits(app: Flask) -> None:
     for endpoint, key in RATE_LIMITED_VIEWS.items():
         limit = portal_cfg[key]
         view = app.view_functions[endpoint]
-        view = limiter.limit(limit, methods=["POST"])(view)
-        view = limiter.limit(
+        view = limiter.limit(limit, methods=["POST"])(view)  # type: ignore[assignment]
+        view = limiter.limit(  # type: ignore[assignment]
             limit, key_func=_account_key, methods=["POST"], deduct_when=_failed, scope="account"
         )(view)
         app.view_functions[endpoint] = view

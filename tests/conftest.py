@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import sqlite_utils
+from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
@@ -19,6 +20,14 @@ from portal import create_app
 # The Flask test client talks from this address; the demo lookup gives it a stable MAC.
 TEST_CLIENT_IP = "127.0.0.1"
 PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real argon2id, with the smallest cost parameters: tests hash hundreds of passwords."""
+    hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(members, "_hasher", hasher)
+    monkeypatch.setattr(members, "_DUMMY_HASH", hasher.hash("dummy"))
 
 
 @pytest.fixture

@@ -1,0 +1,58 @@
+"""``instore demo`` on a fresh directory: seeds a store, prints accounts, serves the portal."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from instore import members
+from instore.db import open_database
+
+START_TIMEOUT_SECONDS = 30
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_demo_runs_and_printed_passwords_work(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INSTORE_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "instore", "demo", "--bind", f"127.0.0.1:{port}"],
+        cwd=tmp_path,
+        env={**env, "INSTORE_PORTAL_WORKERS": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        status = None
+        while time.monotonic() < deadline and status is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/signin", timeout=2) as reply:
+                    status = reply.status
+            except OSError:
+                assert process.poll() is None, "demo exited early"
+                time.sleep(0.2)
+        assert status == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert "instore demo: Demo Store" in output
+    accounts = re.findall(r"^\s+(manager|shopper)\s+(\S+)\s+(\S+)\s+(\d{12})$", output, re.M)
+    assert {role for role, *_ in accounts} == {"manager", "shopper"}
+    db = open_database(tmp_path / "var" / "demo" / "instore.db")
+    for role, email, password, loyalty in accounts:
+        member = members.authenticate(db, email, password)
+        assert member is not None and member.role == role and member.loyalty_number == loyalty
