@@ -22,3 +22,6 @@ graceful_timeout = 10
 accesslog = None
 errorlog = "-"
 proc_name = "instore-portal"
+# gunicorn 24+ opens a control socket at ~/.gunicorn/gunicorn.ctl by default; two gunicorns on one
+# box (or in tests) would take over each other's. systemd is our control interface, so turn it off.
+control_socket_disable = True

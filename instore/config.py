@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ENV_PREFIX = "INSTORE_"
 CONFIG_ENV = "INSTORE_CONFIG"
@@ -205,6 +206,13 @@ def _validate(sections: dict[str, dict[str, Any]], where: str) -> None:
         raise ConfigError(f"{where}: portal.session_hours: must be at least 1")
     if sections["hardware"]["client_lookup"] not in {"demo", "neighbours"}:
         raise ConfigError(f"{where}: hardware.client_lookup: must be 'demo' or 'neighbours'")
+    try:
+        ZoneInfo(sections["store"]["timezone"])
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"{where}: store.timezone: unknown time zone {sections['store']['timezone']!r} "
+            "(use an IANA name like 'Europe/Madrid')"
+        ) from None
     bind = sections["portal"]["bind"]
     host, _, port = bind.rpartition(":")
     if not host or not port.isdigit():

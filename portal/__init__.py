@@ -16,7 +16,7 @@ from instore.plugins import pm
 
 log = logging.getLogger(__name__)
 
-SECRET_KEY_FILE = "secret_key"
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
 
 
 def _secret_key(config: Config) -> str:
@@ -36,7 +36,7 @@ def _secret_key(config: Config) -> str:
 
 
 def create_app(config: Config | None = None, test_config: dict[str, Any] | None = None) -> Flask:
-    """Build the portal app: settings, database schema, extensions, blueprints, captive middleware."""
+    """Build the portal: settings, schema, extensions, blueprints, then the captive middleware."""
     config = config or load_config()
     app = Flask(__name__)
     public_https = config["portal"]["public_url"].startswith("https://")
@@ -55,6 +55,8 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
         RATELIMIT_STORAGE_URI=config["portal"]["ratelimit_storage"],
         RATELIMIT_HEADERS_ENABLED=True,
         BABEL_DEFAULT_LOCALE="en",
+        # Times are stored in UTC and shown in the store's own time zone.
+        BABEL_DEFAULT_TIMEZONE=config["store"]["timezone"],
         BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent / "translations"),
     )
     if test_config:

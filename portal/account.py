@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("account", __name__)
 
-OPTIONAL_CONSENTS = tuple(kind for kind in members.CONSENT_KINDS if kind not in members.REQUIRED_CONSENTS)
+OPTIONAL_CONSENTS = tuple(
+    kind for kind in members.CONSENT_KINDS if kind not in members.REQUIRED_CONSENTS
+)
 
 
 def _portal_setting(key: str) -> int | str:
@@ -69,7 +71,9 @@ def go_online(member: members.Member, continue_url: str | None) -> Response | tu
 
 
 def _needs_consents(member: members.Member) -> bool:
-    return not members.has_accepted_terms(get_db(), member.id, str(_portal_setting("terms_version")))
+    return not members.has_accepted_terms(
+        get_db(), member.id, str(_portal_setting("terms_version"))
+    )
 
 
 def _after_sign_in(member: members.Member, continue_url: str | None) -> Response | tuple[str, int]:
@@ -86,7 +90,9 @@ def signin() -> Response | str | tuple[str, int]:
     if request.method == "GET":
         form.continue_url.data = continue_url or ""
     if form.validate_on_submit():
-        member = members.authenticate(get_db(), form.identifier.data or "", form.password.data or "")
+        member = members.authenticate(
+            get_db(), form.identifier.data or "", form.password.data or ""
+        )
         if member is not None:
             login_user(PortalUser(member), remember=bool(form.remember.data))
             log.info("signed in", extra={"member": member.id})

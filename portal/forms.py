@@ -25,11 +25,17 @@ class ContinueMixin:
 class SignInForm(ContinueMixin, FlaskForm):
     identifier = StringField(
         _l("Email or loyalty number"),
-        validators=[DataRequired(_l("Enter your email or loyalty number.")), Length(max=MAX_IDENTIFIER)],
+        validators=[
+            DataRequired(_l("Enter your email or loyalty number.")),
+            Length(max=MAX_IDENTIFIER, message=_l("That is too long for an email address.")),
+        ],
     )
     password = PasswordField(
         _l("Password"),
-        validators=[DataRequired(_l("Enter your password.")), Length(max=MAX_PASSWORD)],
+        validators=[
+            DataRequired(_l("Enter your password.")),
+            Length(max=MAX_PASSWORD, message=_l("That password is too long.")),
+        ],
     )
     remember = BooleanField(_l("Stay signed in on this phone"), default=True)
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from instore import members
+from instore.clock import from_iso
 from portal.clients import current_session
 from portal.continue_url import continue_host, safe_continue
 from portal.database import get_db
@@ -34,19 +35,41 @@ def online() -> Response | str:
     return render_template(
         "captive/online.html",
         session=session,
+        member=shopping_member(),
+        ends=from_iso(session.expires_at),
         continue_url=continue_url,
         continue_host=continue_host(continue_url),
         signout_form=ActionForm(),
     )
 
 
+def shopping_member() -> members.Member | None:
+    """The signed-in member, else the member whose phone this WiFi session belongs to.
+
+    The OS captive sheet keeps its cookies to itself: when the shopper later opens the store page
+    in their browser, the sign-in cookie is not there, but the phone (MAC and IP together) is still
+    the one they signed in. Only read-only shopping pages use this; the account page, which shows
+    email and loyalty number, still needs a real sign-in.
+    """
+    if current_user.is_authenticated:
+        member: members.Member = current_user.member
+        return member
+    session = current_session()
+    if session is None or session.member_id is None:
+        return None
+    return members.get_member(get_db(), session.member_id)
+
+
 @bp.route("/store")
-@login_required
-def store() -> str:
+def store() -> Response | str:
     """The member's page for this store while they shop."""
-    consents = members.current_consents(get_db(), current_user.id)
+    member = shopping_member()
+    if member is None:
+        return redirect(url_for("account.signin"))
+    consents = members.current_consents(get_db(), member.id)
     return render_template(
         "captive/store.html",
+        member=member,
         location_on=consents.get("location", {}).get("granted", False),
         online=current_session() is not None,
     )

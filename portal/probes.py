@@ -62,7 +62,9 @@ PROBES: dict[tuple[str, str], ProbeAnswer] = {
     ("connectivity-check.ubuntu.com", "/"): ProbeAnswer(204, headers=NM_ONLINE_HEADER),
     ("nmcheck.gnome.org", "/check_network_status.txt"): NM_ONLINE_TEXT,
     ("ping.archlinux.org", "/nm-check.txt"): NM_ONLINE_TEXT,
-    ("fedoraproject.org", "/static/hotspot.txt"): ProbeAnswer(200, b"OK\n", headers=NM_ONLINE_HEADER),
+    ("fedoraproject.org", "/static/hotspot.txt"): ProbeAnswer(
+        200, b"OK\n", headers=NM_ONLINE_HEADER
+    ),
 }
 
 

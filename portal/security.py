@@ -88,8 +88,10 @@ def init_app(app: Flask) -> None:
         return _error_page(
             400,
             _("This form has expired"),
-            _("The page was open too long or came from another site. Go back, reload the page "
-              "and try again."),
+            _(
+                "The page was open too long or came from another site. Go back, reload the page "
+                "and try again."
+            ),
         )
 
     @app.errorhandler(429)
@@ -119,7 +121,9 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(400)
     def bad_request(error: HTTPException) -> tuple[str, int]:
         return _error_page(
-            400, _("Something is wrong with that request"), _("Go back, check the form and try again.")
+            400,
+            _("Something is wrong with that request"),
+            _("Go back, check the form and try again."),
         )
 
     @app.errorhandler(500)

@@ -205,3 +205,19 @@ def test_home_routes_by_state(client: FlaskClient, auth: AuthActions) -> None:
     assert client.get("/").headers["Location"] == "/signin"
     auth.go_online()
     assert client.get("/").headers["Location"] == "/online"
+
+
+def test_store_page_without_cookies_recognises_the_phone(
+    app_no_csrf: Flask, client: FlaskClient, auth: AuthActions
+) -> None:
+    """The captive sheet's cookies do not reach the phone's browser; the WiFi session does."""
+    auth.go_online()
+    browser = app_no_csrf.test_client()  # a fresh cookie jar, same phone (IP and MAC)
+    page = browser.get("/store")
+    assert page.status_code == 200
+    assert b"Hello, Ana" in page.data
+    assert b"Enjoy your visit, Ana." in browser.get("/online").data
+    # Personal details still need a real sign-in.
+    assert browser.get("/account").headers["Location"].startswith("/signin")
+    auth.logout()
+    assert browser.get("/store").headers["Location"] == "/signin"

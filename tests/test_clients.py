@@ -75,5 +75,7 @@ def test_memory_gateway_applies_batches() -> None:
     gateway = MemoryGateway()
     until = datetime(2030, 1, 1, tzinfo=UTC)
     gateway.apply([Client("02:00:00:00:00:01", "10.0.0.2", until)], [])
-    gateway.apply([Client("02:00:00:00:00:02", "10.0.0.3", until)], [("02:00:00:00:00:01", "10.0.0.2")])
+    gateway.apply(
+        [Client("02:00:00:00:00:02", "10.0.0.3", until)], [("02:00:00:00:00:01", "10.0.0.2")]
+    )
     assert gateway.authorized() == {("02:00:00:00:00:02", "10.0.0.3")}

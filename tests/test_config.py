@@ -52,6 +52,7 @@ def test_list_from_environment() -> None:
         ("[portal]\nsession_hours = -3\n", "must not be negative"),
         ("[portal]\nhostnames = [1, 2]\n", "expected a list of strings"),
         ("store = 3\n", "expected a [store] table"),
+        ("[store]\ntimezone = 'Mars/Olympus'\n", "store.timezone: unknown time zone"),
     ],
 )
 def test_bad_file_names_file_and_key(tmp_path: Path, text: str, message: str) -> None:
@@ -84,3 +85,18 @@ def test_every_default_has_a_supported_type() -> None:
     for section in DEFAULTS.values():
         for value in section.values():
             assert isinstance(value, (str, int, bool, list))
+
+
+def test_example_file_documents_every_key_and_parses(tmp_path: Path) -> None:
+    """deploy/instore.toml.example lists every setting with its default, commented out."""
+    example = Path(__file__).parents[1] / "deploy" / "instore.toml.example"
+    text = example.read_text()
+    for section, keys in DEFAULTS.items():
+        assert f"[{section}]" in text
+        for key in keys:
+            assert f"# {key} = " in text, f"{section}.{key} is missing from {example.name}"
+    uncommented = "\n".join(
+        line.lstrip("# ").split("#")[0] if " = " in line else line for line in text.splitlines()
+    )
+    loaded = load_config(write(tmp_path, uncommented), environ={})
+    assert loaded.as_dict() == {name: dict(values) for name, values in DEFAULTS.items()}

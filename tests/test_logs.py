@@ -15,7 +15,7 @@ def test_logfmt_line_carries_extras() -> None:
     record.note = 'two words "quoted"'
     line = LogfmtFormatter().format(record)
     assert line.startswith("ts=")
-    assert " level=info logger=portal.account msg=\"signed in\" member=12 " in line
+    assert ' level=info logger=portal.account msg="signed in" member=12 ' in line
     assert 'note="two words \\"quoted\\""' in line
     assert "\n" not in line
 

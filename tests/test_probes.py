@@ -49,14 +49,21 @@ ONLINE_ANSWERS: list[tuple[str, int, bytes, tuple[str, str] | None]] = [
         ("X-NetworkManager-Status", "online"),
     ),
     ("http://ping.archlinux.org/nm-check.txt", 200, NM_TEXT, ("X-NetworkManager-Status", "online")),
-    ("http://fedoraproject.org/static/hotspot.txt", 200, b"OK\n", ("X-NetworkManager-Status", "online")),
+    (
+        "http://fedoraproject.org/static/hotspot.txt",
+        200,
+        b"OK\n",
+        ("X-NetworkManager-Status", "online"),
+    ),
 ]
 URLS = [case[0] for case in ONLINE_ANSWERS]
 
 
 def get(client: FlaskClient, url: str):  # type: ignore[no-untyped-def]
     parts = urlsplit(url)
-    return client.get(parts.path + (f"?{parts.query}" if parts.query else ""), headers={"Host": parts.netloc})
+    return client.get(
+        parts.path + (f"?{parts.query}" if parts.query else ""), headers={"Host": parts.netloc}
+    )
 
 
 def test_every_probe_in_the_table_is_tested() -> None:

@@ -56,7 +56,12 @@ def test_valid_csrf_token_is_accepted(app: Flask, db: sqlite_utils.Database) -> 
     token = csrf_token(client.get("/signup").data)
     response = client.post(
         "/signup",
-        data={"identifier": "a@example.com", "display_name": "A", "password": PASSWORD, "csrf_token": token},
+        data={
+            "identifier": "a@example.com",
+            "display_name": "A",
+            "password": PASSWORD,
+            "csrf_token": token,
+        },
     )
     assert response.status_code == 302
 
@@ -93,7 +98,9 @@ def test_account_is_limited_across_ips(client: FlaskClient, auth: AuthActions) -
     assert statuses[:10] == [200] * 10
 
 
-def test_successful_sign_ins_do_not_lock_the_account(client: FlaskClient, auth: AuthActions) -> None:
+def test_successful_sign_ins_do_not_lock_the_account(
+    client: FlaskClient, auth: AuthActions
+) -> None:
     auth.create()
     for n in range(6):
         assert auth.login().status_code == 302, n
@@ -103,7 +110,8 @@ def test_successful_sign_ins_do_not_lock_the_account(client: FlaskClient, auth: 
 def test_sign_up_is_rate_limited(client: FlaskClient) -> None:
     statuses = [
         client.post(
-            "/signup", data={"identifier": f"user{n}@example.com", "display_name": "U", "password": "short"}
+            "/signup",
+            data={"identifier": f"user{n}@example.com", "display_name": "U", "password": "short"},
         ).status_code
         for n in range(6)
     ]
@@ -113,18 +121,41 @@ def test_sign_up_is_rate_limited(client: FlaskClient) -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"identifier": "", "display_name": "", "password": ""}, b"Enter your email or loyalty card number."),
+        (
+            {"identifier": "", "display_name": "", "password": ""},
+            b"Enter your email or loyalty card number.",
+        ),
         ({"identifier": "", "display_name": "", "password": ""}, b"Enter a name."),
         ({"identifier": "", "display_name": "", "password": ""}, b"Choose a password."),
-        ({"identifier": "not-an-email", "display_name": "A", "password": PASSWORD}, b"Enter a valid email"),
-        ({"identifier": "123456789012", "display_name": "A", "password": PASSWORD}, b"not valid. It has 12 digits"),
-        ({"identifier": "a@example.com", "display_name": "A", "password": "short"}, b"between 8 and 256"),
-        ({"identifier": "a@example.com", "display_name": "A" * 61, "password": PASSWORD}, b"under 60 characters"),
-        ({"identifier": "a" * 300 + "@x.com", "display_name": "A", "password": PASSWORD}, b"too long"),
-        ({"identifier": "a@example.com", "display_name": "A", "password": "p" * 257}, b"between 8 and 256"),
+        (
+            {"identifier": "not-an-email", "display_name": "A", "password": PASSWORD},
+            b"Enter a valid email",
+        ),
+        (
+            {"identifier": "123456789012", "display_name": "A", "password": PASSWORD},
+            b"not valid. It has 12 digits",
+        ),
+        (
+            {"identifier": "a@example.com", "display_name": "A", "password": "short"},
+            b"between 8 and 256",
+        ),
+        (
+            {"identifier": "a@example.com", "display_name": "A" * 61, "password": PASSWORD},
+            b"under 60 characters",
+        ),
+        (
+            {"identifier": "a" * 300 + "@x.com", "display_name": "A", "password": PASSWORD},
+            b"too long",
+        ),
+        (
+            {"identifier": "a@example.com", "display_name": "A", "password": "p" * 257},
+            b"between 8 and 256",
+        ),
     ],
 )
-def test_sign_up_bad_input(client: FlaskClient, db: sqlite_utils.Database, data: dict[str, str], message: bytes) -> None:
+def test_sign_up_bad_input(
+    client: FlaskClient, db: sqlite_utils.Database, data: dict[str, str], message: bytes
+) -> None:
     response = client.post("/signup", data=data)
     assert response.status_code == 200
     assert message in response.data
@@ -175,7 +206,9 @@ def test_good_continue_is_a_link_never_a_redirect(client: FlaskClient, auth: Aut
         data={"identifier": "ana@example.com", "password": PASSWORD},
     )
     assert response.headers["Location"].startswith("/consents?continue=http")
-    response = client.post("/consents?continue=http%3A%2F%2Fnews.example%2Ftoday", data={"wifi_terms": "y"})
+    response = client.post(
+        "/consents?continue=http%3A%2F%2Fnews.example%2Ftoday", data={"wifi_terms": "y"}
+    )
     assert response.headers["Location"] == "/online?continue=http://news.example/today"
     online = client.get(response.headers["Location"])
     assert online.status_code == 200
@@ -186,7 +219,11 @@ def test_good_continue_is_a_link_never_a_redirect(client: FlaskClient, auth: Aut
 def test_output_is_escaped(client: FlaskClient, auth: AuthActions) -> None:
     client.post(
         "/signup",
-        data={"identifier": "x@example.com", "display_name": "<script>alert(1)</script>", "password": PASSWORD},
+        data={
+            "identifier": "x@example.com",
+            "display_name": "<script>alert(1)</script>",
+            "password": PASSWORD,
+        },
     )
     client.post("/consents", data={"wifi_terms": "y"})
     page = client.get("/online").data
