@@ -8,6 +8,7 @@ loopback there is no neighbour to ask.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import json
@@ -42,17 +43,27 @@ class ClientLookup(Protocol):
     def mac_for(self, ip: str) -> str | None: ...
 
 
+# Demo MACs are a pure function of the IP; caching them makes a demo probe cost what a cached
+# neighbour lookup costs on a box (a dict hit), instead of an IP parse and a hash per request.
+DEMO_MAC_CACHE_SIZE = 4096  # bounded: a spray of source addresses cannot grow it without limit
+
+
+@functools.lru_cache(maxsize=DEMO_MAC_CACHE_SIZE)
+def _demo_mac(ip: str) -> str | None:
+    try:
+        packed = ipaddress.ip_address(ip).packed
+    except ValueError:
+        return None
+    digest = hashlib.blake2b(packed, digest_size=5).digest()
+    # 0x02: locally administered, unicast — never collides with a real vendor's MAC.
+    return ":".join(f"{byte:02x}" for byte in (0x02, *digest))
+
+
 class DemoLookup:
     """A stable, locally administered MAC derived from the IP (no neighbours on loopback)."""
 
     def mac_for(self, ip: str) -> str | None:
-        try:
-            packed = ipaddress.ip_address(ip).packed
-        except ValueError:
-            return None
-        digest = hashlib.blake2b(packed, digest_size=5).digest()
-        # 0x02: locally administered, unicast — never collides with a real vendor's MAC.
-        return ":".join(f"{byte:02x}" for byte in (0x02, *digest))
+        return _demo_mac(ip)
 
 
 def parse_dnsmasq_leases(text: str) -> dict[str, str]:
@@ -109,7 +120,8 @@ class NeighbourLookup:
     def mac_for(self, ip: str) -> str | None:
         with self._lock:
             age = time.monotonic() - self._loaded_at
-            if age > NEIGHBOUR_CACHE_SECONDS or (ip not in self._cache and age > MISS_RELOAD_SECONDS):
+            stale = age > NEIGHBOUR_CACHE_SECONDS
+            if stale or (ip not in self._cache and age > MISS_RELOAD_SECONDS):
                 self._reload()
             return self._cache.get(ip)
 
