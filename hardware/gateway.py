@@ -1,8 +1,8 @@
 """Gateway backends: the thing that actually lets an authorized client through.
 
 The portal never calls a backend; it writes ``sessions``. The gatekeeper reconciles a backend's
-actual state with the live sessions. The "memory" backend keeps the authorized set in a dict, for
-the demo and for tests of other parts; the nftables backend lands with the gatekeeper.
+actual state with the live sessions. Every backend offers the same three calls, so a future
+openNDS, UniFi or Meraki backend fits beside "memory" (demo, tests) and "nftables" (a box).
 """
 
 from __future__ import annotations
@@ -13,9 +13,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from instore import hookimpl
+from instore.clock import utcnow
 
 if TYPE_CHECKING:
     from instore.config import Config
+
+ClientKey = tuple[str, str]  # (mac, ip)
 
 
 @dataclass(frozen=True, order=True)
@@ -26,13 +29,40 @@ class Client:
     ip: str
     until: datetime
 
+    @property
+    def key(self) -> ClientKey:
+        return (self.mac, self.ip)
+
+
+@dataclass(frozen=True)
+class ClientState:
+    """What the gateway holds for one client: its end, and traffic so far (for idle checks)."""
+
+    until: datetime
+    bytes: int = 0
+
+
+class GatewayError(Exception):
+    """The gateway refused a change; the message says what it said."""
+
 
 class Gateway(Protocol):
-    """What every backend offers; batch calls so a backend can apply them in one transaction."""
+    """What every backend offers. Batch calls let a backend apply a change as one transaction."""
 
-    def authorized(self) -> set[tuple[str, str]]: ...
+    def ensure(self) -> bool:
+        """Create or repair the gateway's own state (rules, tables), keeping its clients.
 
-    def apply(self, add: list[Client], remove: list[tuple[str, str]]) -> None: ...
+        Returns True when something had to be rebuilt: drift was fixed.
+        """
+        ...
+
+    def listing(self) -> dict[ClientKey, ClientState]:
+        """Who is authorized now, as the gateway itself sees it."""
+        ...
+
+    def apply(self, add: list[Client], remove: list[ClientKey]) -> None:
+        """Authorize ``add`` (replacing same-key entries) and de-authorize ``remove`` at once."""
+        ...
 
 
 class MemoryGateway:
@@ -40,21 +70,48 @@ class MemoryGateway:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._clients: dict[tuple[str, str], Client] = {}
+        self._clients: dict[ClientKey, Client] = {}
+        self._ready = False
 
-    def authorized(self) -> set[tuple[str, str]]:
+    def ensure(self) -> bool:
         with self._lock:
-            return set(self._clients)
+            rebuilt = not self._ready
+            self._ready = True
+            return rebuilt
 
-    def apply(self, add: list[Client], remove: list[tuple[str, str]]) -> None:
+    def listing(self) -> dict[ClientKey, ClientState]:
+        now = utcnow()
+        with self._lock:
+            return {
+                key: ClientState(client.until)
+                for key, client in self._clients.items()
+                if client.until > now
+            }
+
+    def authorized(self) -> set[ClientKey]:
+        return set(self.listing())
+
+    def apply(self, add: list[Client], remove: list[ClientKey]) -> None:
         with self._lock:
             for key in remove:
                 self._clients.pop(key, None)
             for client in add:
-                self._clients[(client.mac, client.ip)] = client
+                self._clients[client.key] = client
+
+    def flush(self) -> None:
+        """Forget everything, as a reboot would (for drift tests)."""
+        with self._lock:
+            self._clients.clear()
+            self._ready = False
 
 
 @hookimpl
 def gateway_backend(name: str, config: Config) -> Gateway | None:
-    """The built-in "memory" backend."""
-    return MemoryGateway() if name == "memory" else None
+    """The built-in backends: "memory" and "nftables"."""
+    if name == "memory":
+        return MemoryGateway()
+    if name == "nftables":
+        from hardware.nftables import NftablesGateway
+
+        return NftablesGateway.from_config(config)
+    return None

@@ -63,6 +63,13 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "gateway": {
         # "memory" for the demo and tests, "nftables" on a box.
         "backend": "memory",
+        # The portal wakes the gatekeeper through this datagram socket after a sign-in or
+        # sign-out; the database stays the only carrier of state, the socket only says "look now".
+        "nudge_socket": "var/gatekeeper.sock",
+        # Full check against the firewall (drift, counters for idle) at least this often.
+        "reconcile_seconds": 5,
+        # Reachable before sign-in: IPs or CIDRs here, host names via dnsmasq's nftset= (deploy/).
+        "walled_garden": [],
     },
     "hardware": {
         # How the portal learns a client's MAC from its IP: "demo" (derived from the IP, for the
@@ -70,6 +77,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "client_lookup": "demo",
         "leases_file": "/var/lib/misc/dnsmasq.leases",
         "lan_interface": "br-guest",
+        # Masquerade guest traffic leaving through this interface; empty when another router does.
+        "wan_interface": "",
     },
     "logging": {
         "level": "INFO",

@@ -11,6 +11,7 @@ from instore import hookspecs
 # Built-in parts register through the same hooks third parties use.
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "instore.migrations",
+    "hardware.migrations",
     "hardware.gateway",
     "hardware.clients",
 )

@@ -19,6 +19,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from instore import events, members, sessions
+from instore.nudge import send_nudge
 from portal.auth import PortalUser
 from portal.clients import current_client, current_session
 from portal.continue_url import safe_continue
@@ -37,6 +38,11 @@ OPTIONAL_CONSENTS = tuple(
 def _portal_setting(key: str) -> int | str:
     value: int | str = current_app.config["INSTORE"]["portal"][key]
     return value
+
+
+def nudge_gatekeeper() -> None:
+    """Tell the gatekeeper the sessions table changed, so the firewall follows at once."""
+    send_nudge(current_app.config["INSTORE"]["gateway"]["nudge_socket"])
 
 
 def url_with_continue(endpoint: str, continue_url: str | None) -> str:
@@ -65,6 +71,7 @@ def go_online(member: members.Member, continue_url: str | None) -> Response | tu
         idle_minutes=int(_portal_setting("idle_minutes")),
     )
     members.link_device(db, client.mac, member.id)
+    nudge_gatekeeper()
     events.append(db, "portal.login", {"member_id": member.id, "session_id": session.id})
     log.info("client authorized", extra={"member": member.id, "session": session.id})
     return redirect(url_with_continue("pages.online", continue_url))
@@ -215,6 +222,7 @@ def signout() -> Response:
         session = current_session()
         if session is not None:
             sessions.revoke_session(get_db(), session.id, "signed out")
+            nudge_gatekeeper()
         if current_user.is_authenticated:
             log.info("signed out", extra={"member": current_user.id})
         logout_user()

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from instore import members
-from instore.db import DatabaseError, connect, open_database, pending_migrations, schema_versions
+from instore.db import (
+    DatabaseError,
+    all_migrations,
+    connect,
+    open_database,
+    pending_migrations,
+    schema_versions,
+)
 from instore.migrations import KERNEL_MIGRATIONS
 
 FIXTURE = Path(__file__).parent / "fixtures" / "instore-schema-v1.sql"
@@ -48,7 +55,7 @@ def test_upgrade_is_idempotent(tmp_path: Path) -> None:
     open_database(tmp_path / "a.db").conn.close()
     db = open_database(tmp_path / "a.db")
     count = db.conn.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0]
-    assert count == len(KERNEL_MIGRATIONS)
+    assert count == len(all_migrations())
 
 
 def test_upgrade_from_version_1_keeps_every_row(tmp_path: Path) -> None:
