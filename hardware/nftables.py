@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 import subprocess
 from datetime import timedelta
 from pathlib import Path
@@ -38,6 +39,10 @@ NFT_TIMEOUT_SECONDS = 10.0  # a 10,000-element load takes well under a second
 MIN_ELEMENT_TIMEOUT_SECONDS = 1  # nft rejects 0; a session about to end still gets its last second
 
 
+# An empty ``elements`` placeholder leaves a blank line before a set's closing brace.
+_EMPTY_LINE_BEFORE_BRACE = re.compile(r"\n[ \t]*\n([ \t]*})")
+
+
 def _nft_timeout(client: Client) -> int:
     """Seconds until the client's authorization ends, as an element timeout."""
     return max(MIN_ELEMENT_TIMEOUT_SECONDS, int((client.until - utcnow()).total_seconds()))
@@ -53,6 +58,11 @@ def render_ruleset(config: Config, clients: list[Client], template: Path = TEMPL
             f"portal.bind must be an IPv4 address and port for the nftables gateway, "
             f"got {config['portal']['bind']!r}"
         ) from None
+    if portal_ip.is_loopback or portal_ip.is_unspecified:
+        raise GatewayError(
+            f"portal.bind is {config['portal']['bind']!r}: phones cannot be sent there; set it "
+            "to the box's address on the guest LAN, e.g. 192.0.2.1:80"
+        )
     garden = []
     for entry in config["gateway"]["walled_garden"]:
         try:
@@ -71,7 +81,7 @@ def render_ruleset(config: Config, clients: list[Client], template: Path = TEMPL
         if wan
         else ""
     )
-    return Template(template.read_text()).substitute(
+    text = Template(template.read_text()).substitute(
         lan=config["hardware"]["lan_interface"],
         portal_ip=str(portal_ip),
         portal_port=int(portal_port),
@@ -79,6 +89,7 @@ def render_ruleset(config: Config, clients: list[Client], template: Path = TEMPL
         garden_elements=f"        elements = {{ {', '.join(garden)} }}" if garden else "",
         postrouting=postrouting,
     )
+    return _EMPTY_LINE_BEFORE_BRACE.sub(r"\n\1", text)
 
 
 # Parts of a listing that change while the table is healthy: kernel handles and the clients.
@@ -99,9 +110,10 @@ def table_shape(listing: dict[str, Any]) -> list[Any]:
 class NftablesGateway:
     """Authorized clients as elements of ``inet instore``'s ``allowed4`` set."""
 
-    def __init__(self, config: Config, nft: str = "nft") -> None:
+    def __init__(self, config: Config, command: tuple[str, ...] = ("nft",)) -> None:
+        """``command`` runs nft; tests prefix it with ``ip netns exec NAME``."""
         self.config = config
-        self.nft = nft
+        self.command = command
         self._expected_shape: list[Any] | None = None
 
     @classmethod
@@ -112,7 +124,7 @@ class NftablesGateway:
     def _run(self, args: list[str], stdin: str | None = None) -> str:
         try:
             result = subprocess.run(
-                [self.nft, *args],
+                [*self.command, *args],
                 input=stdin,
                 capture_output=True,
                 text=True,

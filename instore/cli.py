@@ -245,6 +245,26 @@ def gatekeeper_status(ctx: Context) -> None:
         click.echo(f"last error:       {state['last_error']} ({state['last_error_at']})")
 
 
+@gatekeeper.command("render")
+@click.argument("what", type=click.Choice(["nftables", "dnsmasq"]))
+@pass_ctx
+def gatekeeper_render(ctx: Context, what: str) -> None:
+    """Print the nftables ruleset or the dnsmasq snippet rendered from the config.
+
+    The gatekeeper loads the nftables table itself; the dnsmasq snippet goes to
+    /etc/dnsmasq.d/instore.conf (DHCP option 114, probe host names, walled-garden nftset=).
+    """
+    from hardware.dnsmasq import render_dnsmasq
+    from hardware.gateway import GatewayError
+    from hardware.nftables import render_ruleset
+
+    try:
+        text = render_ruleset(ctx.config, []) if what == "nftables" else render_dnsmasq(ctx.config)
+    except GatewayError as exc:
+        fail(str(exc))
+    click.echo(text, nl=False)
+
+
 def _gunicorn_command(conf: Path) -> list[str]:
     if not conf.exists():
         fail(f"gunicorn config {conf} not found; pass --gunicorn-config PATH")

@@ -17,8 +17,8 @@ from urllib.parse import quote, urlsplit
 from hardware.clients import ClientLookup
 from instore import sessions
 from instore.clock import to_iso, utcnow
+from instore.probes import probe_answer
 from portal.database import thread_db
-from portal.probes import probe_answer
 
 if TYPE_CHECKING:
     from instore.config import Config

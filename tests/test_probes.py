@@ -1,6 +1,6 @@
 """Every OS connectivity check, before and after sign-in, against the exact expected answer.
 
-The expectations are written out here, independently of ``portal/probes.py``, so a typo in the
+The expectations are written out here, independently of ``instore/probes.py``, so a typo in the
 table fails a test instead of silently breaking one kind of phone.
 """
 
@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask.testing import FlaskClient
 
-from portal.probes import PROBES
+from instore.probes import PROBES
 from tests.conftest import AuthActions
 
 APPLE = b"<HTML><HEAD><TITLE>Success</TITLE></HEAD><BODY>Success</BODY></HTML>\n"

@@ -1,5 +1,8 @@
 """What each operating system's connectivity check expects to see when it is online.
 
+Shared by the portal (which answers the checks) and the dnsmasq template (which must send the
+check host names to the portal), so it lives in the kernel rather than in ``portal``.
+
 Phones and laptops fetch one of these URLs right after joining a network. DNS on the box answers
 the host names with the portal's address, so the request arrives here with the original ``Host``.
 An authorized client gets exactly the answer below (so its OS says "connected"); anyone else gets
@@ -66,6 +69,10 @@ PROBES: dict[tuple[str, str], ProbeAnswer] = {
         200, b"OK\n", headers=NM_ONLINE_HEADER
     ),
 }
+
+
+# Every host name above: DNS on the box must answer these with the portal's address.
+PROBE_HOSTS: tuple[str, ...] = tuple(sorted({host for host, _ in PROBES}))
 
 
 def probe_answer(host: str, path: str) -> ProbeAnswer | None:
