@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -20,6 +19,7 @@ from instore.config import Config, ConfigError, load_config
 from instore.db import DatabaseError, connect, open_database, schema_versions, upgrade
 from instore.logs import setup_logging
 from instore.nudge import send_nudge
+from instore.supervise import run_children
 
 DEMO_DATABASE = "var/demo/instore.db"
 GUNICORN_CONF = Path(__file__).resolve().parents[1] / "deploy" / "gunicorn.conf.py"
@@ -301,8 +301,12 @@ def demo(bind: str, reset: bool) -> None:
     os.environ.setdefault("INSTORE_DATABASE_PATH", DEMO_DATABASE)
     os.environ["INSTORE_PORTAL_BIND"] = bind
     os.environ.setdefault("INSTORE_PORTAL_PUBLIC_URL", f"http://{bind}")
-    os.environ.setdefault("INSTORE_GATEWAY_BACKEND", "memory")
-    os.environ.setdefault("INSTORE_HARDWARE_CLIENT_LOOKUP", "demo")
+    # No root and no radios: the in-memory gateway and MACs derived from IPs.
+    os.environ["INSTORE_GATEWAY_BACKEND"] = "memory"
+    os.environ["INSTORE_HARDWARE_CLIENT_LOOKUP"] = "demo"
+    os.environ.setdefault(
+        "INSTORE_GATEWAY_NUDGE_SOCKET", str(Path(DEMO_DATABASE).parent / "gk.sock")
+    )
     try:
         config = load_config(None)
     except ConfigError as exc:
@@ -321,9 +325,12 @@ def demo(bind: str, reset: bool) -> None:
         f"\n  Phone view: http://{bind}/signin   (or sign up as a new member)\n"
         f"  Database:   {config.database_path}\n  Stop with Ctrl-C.\n"
     )
-    child = subprocess.Popen(_gunicorn_command(GUNICORN_CONF))
-    try:
-        sys.exit(child.wait())
-    except KeyboardInterrupt:
-        child.send_signal(signal.SIGTERM)
-        child.wait(timeout=15)
+    instore = [sys.executable, "-m", "instore"]
+    sys.exit(
+        run_children(
+            {
+                "portal": _gunicorn_command(GUNICORN_CONF),
+                "gatekeeper": [*instore, "gatekeeper"],
+            }
+        )
+    )

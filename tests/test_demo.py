@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 import os
 import re
 import signal
@@ -9,9 +10,11 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from hardware.gatekeeper import status as gatekeeper_status
 from instore import members
 from instore.db import open_database
 
@@ -22,6 +25,29 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def sign_in_and_consent(base: str, email: str, password: str) -> None:
+    """The phone's flow over real HTTP, CSRF tokens and all."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+
+    def token(path: str) -> str:
+        with opener.open(base + path, timeout=5) as reply:
+            match = re.search(
+                r'name="csrf_token" type="hidden" value="([^"]+)"', reply.read().decode()
+            )
+        assert match
+        return match.group(1)
+
+    form = {"identifier": email, "password": password, "csrf_token": token("/signin")}
+    with opener.open(base + "/signin", urllib.parse.urlencode(form).encode(), timeout=10) as reply:
+        assert reply.url.endswith("/consents")
+    form = {"wifi_terms": "y", "csrf_token": token("/consents")}
+    with opener.open(
+        base + "/consents", urllib.parse.urlencode(form).encode(), timeout=10
+    ) as reply:
+        assert reply.url.endswith("/online")
 
 
 def test_demo_runs_and_printed_passwords_work(tmp_path: Path) -> None:
@@ -46,6 +72,17 @@ def test_demo_runs_and_printed_passwords_work(tmp_path: Path) -> None:
                 assert process.poll() is None, "demo exited early"
                 time.sleep(0.2)
         assert status == 200
+        sign_in_and_consent(f"http://127.0.0.1:{port}", "ana@demo.store", "ana-loves-shoes")
+        # The demo's gatekeeper (memory backend) picks the new session up.
+        db = open_database(tmp_path / "var" / "demo" / "instore.db")
+        deadline = time.monotonic() + 10
+        state = None
+        while time.monotonic() < deadline:
+            state = gatekeeper_status(db)
+            if state and state["authorized"] == 1:
+                break
+            time.sleep(0.1)
+        assert state is not None and state["authorized"] == 1 and state["backend"] == "memory"
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=30)
