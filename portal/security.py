@@ -11,6 +11,8 @@ import logging
 
 from flask import Flask, Response, current_app, render_template, request
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -74,6 +76,28 @@ def apply_rate_limits(app: Flask) -> None:
         app.view_functions[endpoint] = view
 
 
+# Status → (title, sentence) for the errors a shopper can run into; each says what to do next.
+ERROR_PAGES: dict[int, tuple[LazyString, LazyString]] = {
+    400: (
+        _l("Something is wrong with that request"),
+        _l("Go back, check the form and try again."),
+    ),
+    404: (_l("Page not found"), _l("There is no page at this address.")),
+    405: (_l("Not allowed"), _l("This page cannot be used that way. Go back and try again.")),
+    413: (_l("Too much text"), _l("What you sent is too long. Shorten it and try again.")),
+    429: (
+        _l("Too many attempts"),
+        _l("You have tried too many times. Wait a minute, then try again."),
+    ),
+}
+
+
+def _http_error(error: HTTPException) -> tuple[str, int]:
+    status = error.code or 400
+    title, message = ERROR_PAGES[status]
+    return _error_page(status, str(title), str(message))
+
+
 def _error_page(status: int, title: str, message: str) -> tuple[str, int]:
     return render_template("error.html", title=title, message=message, status=status), status
 
@@ -94,37 +118,8 @@ def init_app(app: Flask) -> None:
             ),
         )
 
-    @app.errorhandler(429)
-    def too_many(error: HTTPException) -> tuple[str, int]:
-        return _error_page(
-            429,
-            _("Too many attempts"),
-            _("You have tried too many times. Wait a minute, then try again."),
-        )
-
-    @app.errorhandler(404)
-    def not_found(error: HTTPException) -> tuple[str, int]:
-        return _error_page(404, _("Page not found"), _("There is no page at this address."))
-
-    @app.errorhandler(405)
-    def wrong_method(error: HTTPException) -> tuple[str, int]:
-        return _error_page(
-            405, _("Not allowed"), _("This page cannot be used that way. Go back and try again.")
-        )
-
-    @app.errorhandler(413)
-    def too_large(error: HTTPException) -> tuple[str, int]:
-        return _error_page(
-            413, _("Too much text"), _("What you sent is too long. Shorten it and try again.")
-        )
-
-    @app.errorhandler(400)
-    def bad_request(error: HTTPException) -> tuple[str, int]:
-        return _error_page(
-            400,
-            _("Something is wrong with that request"),
-            _("Go back, check the form and try again."),
-        )
+    for status in ERROR_PAGES:
+        app.register_error_handler(status, _http_error)
 
     @app.errorhandler(500)
     def server_error(error: Exception) -> tuple[str, int]:
