@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +55,27 @@ class ReconcileResult:
         return bool(self.added or self.removed or self.drift_fixed)
 
 
+# Timestamps exactly as ``to_iso`` writes them: the only shape ``_from_stored`` parses itself.
+_STORED_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", re.ASCII)
+
+
+def _from_stored(text: str) -> datetime:
+    """``from_iso``, about 30x faster for stored timestamps; the same result and the same errors.
+
+    Every pass parses two timestamps per live session. With 10,000 sessions ``strptime`` took
+    0.4 s of each pass, the bulk of a nudged sign-in's wait (bench/gatekeeper_reconcile.py).
+    For text of exactly the stored shape, C-implemented ``fromisoformat`` returns the identical
+    aware UTC datetime; anything else, and any value it rejects, goes through ``from_iso`` so
+    results and error messages do not change.
+    """
+    if _STORED_ISO.fullmatch(text):
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            pass  # out-of-range field: let from_iso raise its usual error
+    return from_iso(text)
+
+
 def wanted_clients(db: sqlite_utils.Database) -> dict[ClientKey, Wanted]:
     """Live sessions by (MAC, IP); the newest wins if the table ever holds two."""
     now = to_iso(utcnow())
@@ -63,7 +85,7 @@ def wanted_clients(db: sqlite_utils.Database) -> dict[ClientKey, Wanted]:
         (now, now),
     ).fetchall()
     return {
-        (mac, ip): Wanted(session_id, Client(mac, ip, from_iso(expires)), from_iso(idle))
+        (mac, ip): Wanted(session_id, Client(mac, ip, _from_stored(expires)), _from_stored(idle))
         for session_id, mac, ip, expires, idle in rows
     }
 

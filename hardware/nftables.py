@@ -140,9 +140,16 @@ class NftablesGateway:
             raise GatewayError(f"nft {' '.join(args)} failed: {message[0] if message else '?'}")
         return result.stdout
 
-    def _list_table(self) -> dict[str, Any] | None:
+    def _list_table(self, terse: bool = False) -> dict[str, Any] | None:
+        """The table as nft's JSON, or None when it does not exist.
+
+        ``terse`` (``nft -t``) leaves the set elements out, which is all a shape check needs:
+        with 10,000 clients it spares nft printing, and us parsing, 1.4 MB of JSON per call
+        (0.25 s → 0.08 s, bench/gatekeeper_reconcile.py).
+        """
+        flags = ["-j", "-t"] if terse else ["-j"]
         try:
-            out = self._run(["-j", "list", "table", TABLE_FAMILY, TABLE_NAME])
+            out = self._run([*flags, "list", "table", TABLE_FAMILY, TABLE_NAME])
         except GatewayError as exc:
             if "No such file or directory" in str(exc) or "does not exist" in str(exc):
                 return None
@@ -158,10 +165,12 @@ class NftablesGateway:
         On the first call after start the table is reloaded anyway, so a new release's template
         replaces an old one; that only counts as drift if the shape really changed.
         """
-        current = self._list_table()
+        current = self._list_table(terse=True)
         if current is not None and table_shape(current) == self._expected_shape:
             return False
-        keep = self._clients_in(current) if current is not None else []
+        # Reloading: only now are the elements needed, to keep the clients already in the set.
+        with_elements = self._list_table() if current is not None else None
+        keep = self._clients_in(with_elements) if with_elements is not None else []
         self.load(keep, replace=current is not None)
         if current is None:
             log.warning("nftables table missing; loaded it")
@@ -201,7 +210,7 @@ class NftablesGateway:
         ruleset = render_ruleset(self.config, clients)
         prefix = f"table {TABLE_FAMILY} {TABLE_NAME}\ndelete table {TABLE_FAMILY} {TABLE_NAME}\n"
         self._run(["-f", "-"], (prefix if replace else "") + ruleset)
-        loaded = self._list_table()
+        loaded = self._list_table(terse=True)
         if loaded is None:
             raise GatewayError("nftables table vanished right after loading it")
         self._expected_shape = table_shape(loaded)
@@ -218,7 +227,12 @@ class NftablesGateway:
         """One JSON transaction: delete then add, so a re-authorized client gets its new timeout."""
         commands: list[dict[str, Any]] = []
         if remove:
-            commands.append(self._element_command("delete", [{"concat": list(k)} for k in remove]))
+            # The kernel drops an element when its timeout fires, and deleting a missing element
+            # fails the whole batch (nft 1.0.6 has no "destroy"). Adding first (a no-op when it is
+            # there) makes the delete always find it.
+            keys = [{"concat": list(k)} for k in remove]
+            commands.append(self._element_command("add", keys))
+            commands.append(self._element_command("delete", keys))
         if add:
             commands.append(
                 self._element_command(
@@ -246,4 +260,4 @@ class NftablesGateway:
         }
 
     def table_present(self) -> bool:
-        return self._list_table() is not None
+        return self._list_table(terse=True) is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -140,6 +141,24 @@ def test_rendered_ruleset_passes_nft_check(box_config: Config, netns: str) -> No
 @needs_root
 def test_a_failed_change_is_an_error_not_a_crash(box_config: Config, netns: str) -> None:
     gateway = NsGateway(box_config, netns)
-    gateway.ensure()
     with pytest.raises(GatewayError, match="failed"):
-        gateway.apply([], [client(9).key])  # deleting what is not there
+        gateway.apply([client(9)], [])  # no table to add to
+
+
+ELEMENT_GONE_WITHIN_SECONDS = 5.0  # the kernel drops a 1 s element after 1 s; slack for slow CI
+ELEMENT_POLL_SECONDS = 0.05
+
+
+@needs_root
+def test_removing_a_client_whose_element_already_timed_out(box_config: Config, netns: str) -> None:
+    """The kernel drops an element when its timeout fires, often before the gatekeeper's remove;
+    that remove must not fail the batch (and the add beside it)."""
+    gateway = NsGateway(box_config, netns)
+    gateway.ensure()
+    gateway.apply([client(9, hours=0)], [])  # the shortest element timeout: 1 s
+    deadline = time.monotonic() + ELEMENT_GONE_WITHIN_SECONDS
+    while gateway.listing() and time.monotonic() < deadline:
+        time.sleep(ELEMENT_POLL_SECONDS)
+    assert gateway.listing() == {}
+    gateway.apply([client(1)], [client(9).key])
+    assert set(gateway.listing()) == {client(1).key}
