@@ -49,8 +49,12 @@ class GatewayError(Exception):
 class Gateway(Protocol):
     """What every backend offers. Batch calls let a backend apply a change as one transaction."""
 
-    def ensure(self) -> bool:
-        """Create or repair the gateway's own state (rules, tables), keeping its clients.
+    def healthy(self) -> bool:
+        """True when the gateway's own state (rules, tables) is as it should be. Read-only."""
+        ...
+
+    def ensure(self, wanted: list[Client]) -> bool:
+        """Create or repair the gateway's own state; a fresh one starts with ``wanted`` in it.
 
         Returns True when something had to be rebuilt: drift was fixed.
         """
@@ -73,11 +77,16 @@ class MemoryGateway:
         self._clients: dict[ClientKey, Client] = {}
         self._ready = False
 
-    def ensure(self) -> bool:
+    def healthy(self) -> bool:
+        return self._ready
+
+    def ensure(self, wanted: list[Client]) -> bool:
         with self._lock:
-            rebuilt = not self._ready
+            if self._ready:
+                return False
+            self._clients = {client.key: client for client in wanted}
             self._ready = True
-            return rebuilt
+            return True
 
     def listing(self) -> dict[ClientKey, ClientState]:
         now = utcnow()

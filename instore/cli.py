@@ -184,7 +184,13 @@ def gatekeeper(click_ctx: click.Context, once: bool, backend: str | None) -> Non
     gateway = pm.hook.gateway_backend(name=name, config=cfg)
     if gateway is None:
         fail(f"unknown gateway backend {name!r} (built in: memory, nftables)")
-    keeper = Gatekeeper(ctx.db(), gateway, name, cfg["portal"]["idle_minutes"])
+    keeper = Gatekeeper(
+        ctx.db(),
+        gateway,
+        name,
+        cfg["portal"]["idle_minutes"],
+        open_reader=lambda: connect(cfg.database_path, cfg["database"]["busy_timeout_ms"]),
+    )
     if once:
         keeper.start()
         try:

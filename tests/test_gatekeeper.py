@@ -76,7 +76,8 @@ def test_drift_is_repaired(db: sqlite_utils.Database, keeper: Gatekeeper) -> Non
     gateway.flush()  # a reboot, or someone flushing the firewall
     result = keeper.reconcile(full=True)
     assert result.drift_fixed >= 1
-    assert result.added == [(MAC1, "10.0.0.2")]
+    # Rebuilt with the signed-in client already in it: no moment with the phone shut out.
+    assert (MAC1, "10.0.0.2") in gateway.listing()
     state = status(db)
     assert state is not None and state["drift_fixed_total"] >= 2
     assert state["authorized"] == 1 and state["last_full_check_at"]
@@ -95,9 +96,10 @@ def test_traffic_keeps_an_active_client_from_idling_out(
         }
 
     monkeypatch.setattr(keeper.gateway, "listing", listing)
+    keeper.reconcile(full=True)  # the first look at this counter
     later = clock.utcnow() + timedelta(minutes=45)
     monkeypatch.setattr(sessions, "utcnow", lambda: later)
-    keeper.reconcile(full=True)  # first look at the counter: nothing to compare with
+    keeper.reconcile(full=True)  # the counter did not move: no activity
     unchanged = sessions.get_session(db, session.id)
     assert unchanged is not None and unchanged.idle_deadline == session.idle_deadline
     counts["bytes"] = 5000
@@ -143,3 +145,79 @@ def test_listener_drains_many_nudges(tmp_path: Path) -> None:
     finally:
         listener.close()
     assert not (tmp_path / "gk.sock").exists()
+
+
+def test_quick_pass_reads_only_what_changed(
+    db: sqlite_utils.Database, keeper: Gatekeeper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sign-in costs the same with many phones online: the quick pass follows the outbox."""
+    for n in range(50):
+        authorize(db, f"02:00:00:00:01:{n:02x}", f"10.0.1.{n}")
+    keeper.reconcile(full=True)
+    compared: list[int] = []
+    real = keeper._converge
+
+    def spy(result, full, keys=None):  # type: ignore[no-untyped-def]
+        compared.append(len(keys) if keys is not None else -1)
+        return real(result, full, keys)
+
+    monkeypatch.setattr(keeper, "_converge", spy)
+    authorize(db, MAC1, "10.0.0.2")
+    result = keeper.reconcile()
+    assert result.added == [(MAC1, "10.0.0.2")]
+    assert compared == [1]
+    sessions.revoke_mac(db, MAC1, "signed out")
+    assert keeper.reconcile().removed == [(MAC1, "10.0.0.2")]
+
+
+def test_a_session_edited_by_hand_is_caught_by_the_full_check(
+    db: sqlite_utils.Database, keeper: Gatekeeper
+) -> None:
+    """No event is written when someone edits the table directly; the full check still sees it."""
+    session = authorize(db, MAC1, "10.0.0.2")
+    keeper.reconcile(full=True)
+    db.conn.execute("UPDATE sessions SET revoked_at = expires_at WHERE id = ?", (session.id,))
+    assert not keeper.reconcile().changed  # the quick pass only follows the outbox
+    assert keeper.reconcile(full=True).removed == [(MAC1, "10.0.0.2")]
+
+
+def test_changes_during_a_background_full_check_are_kept(
+    db: sqlite_utils.Database,
+    config,  # type: ignore[no-untyped-def]
+) -> None:
+    """A sign-in applied while a full check reads the gateway must survive that check."""
+    from hardware.gatekeeper import _FullChecker
+    from instore.db import connect
+
+    gateway = MemoryGateway()
+    keeper = Gatekeeper(
+        db, gateway, "memory", 60, open_reader=lambda: connect(config.database_path)
+    )
+    keeper.start()
+    keeper.reconcile(full=True)
+    reading = threading.Event()
+    release = threading.Event()
+    real_listing = gateway.listing
+
+    def slow_listing() -> dict[tuple[str, str], ClientState]:
+        snapshot = real_listing()  # what the gateway held when the check read it
+        reading.set()
+        release.wait(5)
+        return snapshot
+
+    gateway.listing = slow_listing  # type: ignore[method-assign]
+    checker = _FullChecker(keeper)
+    assert checker.start()
+    assert reading.wait(5)
+    authorize(db, MAC2, "10.0.0.3")  # a sign-in while the check is reading
+    keeper.quick()
+    assert (MAC2, "10.0.0.3") in real_listing()
+    release.set()
+    checker.join()
+    gateway.listing = real_listing  # type: ignore[method-assign]
+    snap = checker.take()
+    assert snap is not None and (MAC2, "10.0.0.3") not in snap.listing  # type: ignore[operator]
+    result = keeper.apply_snapshot(snap)
+    assert result.drift_fixed == 0  # the loop's own change is not drift
+    assert (MAC2, "10.0.0.3") in gateway.listing()
+    assert (MAC2, "10.0.0.3") in keeper.believed

@@ -14,7 +14,7 @@ import pytest
 
 from hardware.dnsmasq import render_dnsmasq
 from hardware.gateway import Client, GatewayError
-from hardware.nftables import NftablesGateway, render_ruleset
+from hardware.nftables import NftablesGateway, parse_duration, parse_set_listing, render_ruleset
 from instore.clock import utcnow
 from instore.config import Config, load_config
 from instore.probes import PROBE_HOSTS
@@ -98,8 +98,8 @@ def test_dnsmasq_snippet(box_config: Config) -> None:
 @needs_root
 def test_load_apply_list(box_config: Config, netns: str) -> None:
     gateway = NsGateway(box_config, netns)
-    assert gateway.ensure() is True  # missing: loaded
-    assert gateway.ensure() is False  # healthy: nothing to do
+    assert gateway.ensure([]) is True  # missing: loaded
+    assert gateway.ensure([]) is False  # healthy: nothing to do
     gateway.apply([client(1), client(2)], [])
     assert set(gateway.listing()) == {client(1).key, client(2).key}
     until = gateway.listing()[client(1).key].until
@@ -114,7 +114,7 @@ def test_load_apply_list(box_config: Config, netns: str) -> None:
 @needs_root
 def test_drift_is_detected_and_clients_are_kept(box_config: Config, netns: str) -> None:
     gateway = NsGateway(box_config, netns)
-    gateway.ensure()
+    gateway.ensure([])
     gateway.apply([client(1)], [])
     handle = next(
         line.rsplit("handle ", 1)[1]
@@ -122,11 +122,11 @@ def test_drift_is_detected_and_clients_are_kept(box_config: Config, netns: str) 
         if "dport 443" in line
     )
     nft(netns, "delete", "rule", "inet", "instore", "forward", "handle", handle)
-    assert gateway.ensure() is True
+    assert gateway.ensure([]) is True
     assert "tcp dport 443 reject" in nft(netns, "list", "chain", "inet", "instore", "forward")
     assert set(gateway.listing()) == {client(1).key}  # the client survived the repair
     nft(netns, "delete", "table", "inet", "instore")
-    assert gateway.ensure() is True
+    assert gateway.ensure([]) is True
     assert gateway.listing() == {}
 
 
@@ -154,7 +154,7 @@ def test_removing_a_client_whose_element_already_timed_out(box_config: Config, n
     """The kernel drops an element when its timeout fires, often before the gatekeeper's remove;
     that remove must not fail the batch (and the add beside it)."""
     gateway = NsGateway(box_config, netns)
-    gateway.ensure()
+    gateway.ensure([])
     gateway.apply([client(9, hours=0)], [])  # the shortest element timeout: 1 s
     deadline = time.monotonic() + ELEMENT_GONE_WITHIN_SECONDS
     while gateway.listing() and time.monotonic() < deadline:
@@ -162,3 +162,30 @@ def test_removing_a_client_whose_element_already_timed_out(box_config: Config, n
     assert gateway.listing() == {}
     gateway.apply([client(1)], [client(9).key])
     assert set(gateway.listing()) == {client(1).key}
+
+
+# `nft list set inet t allowed4` (nft 1.0.6) for three elements: 8 h, 90 s, and none.
+SET_LISTING = """table inet t {
+\tset allowed4 {
+\t\ttype ether_addr . ipv4_addr
+\t\tflags timeout
+\t\tcounter
+\t\telements = { 02:00:00:00:00:01 . 192.0.2.11 counter packets 3 bytes 180 timeout 8h expires 7h59m59s992ms,
+\t\t\t     02:00:00:00:00:02 . 192.0.2.12 counter packets 0 bytes 0 timeout 1m30s expires 1m29s992ms,
+\t\t\t     02:00:00:00:00:03 . 192.0.2.13 counter packets 0 bytes 0 }
+\t}
+}
+"""  # noqa: E501
+
+
+def test_parse_set_listing() -> None:
+    now = utcnow()
+    found = parse_set_listing(SET_LISTING, now)
+    assert {
+        key: (round((s.until - now).total_seconds(), 3), s.bytes) for key, s in found.items()
+    } == {
+        ("02:00:00:00:00:01", "192.0.2.11"): (28799.992, 180),
+        ("02:00:00:00:00:02", "192.0.2.12"): (89.992, 0),
+        ("02:00:00:00:00:03", "192.0.2.13"): (0.0, 0),
+    }
+    assert parse_duration("1d2h3m4s5ms") == 86400 + 7200 + 180 + 4.005
