@@ -1,6 +1,7 @@
 """A guest WiFi box, a phone, a spoofer and "the internet" as network namespaces, with real packets.
 
-Used by ``tests/test_gatekeeper_netns.py`` and ``bench/login_to_packet.py``. Needs root, ``ip``
+Used by ``tests/test_gatekeeper_netns.py`` and ``bench/login_to_packet.py``; the process
+helpers are in ``tests/netns_procs.py``. Needs root, ``ip``
 (iproute2) and ``nft`` (nftables). The topology, all on documentation ranges::
 
     phone  eth0 02:00:00:00:00:10  192.0.2.10   2001:db8:1::10 ─┐
@@ -35,14 +36,11 @@ import itertools
 import json
 import os
 import re
-import select
-import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -50,6 +48,23 @@ from typing import IO, Any
 from instore.clock import to_iso, utcnow
 from instore.nudge import send_nudge
 from tests.live_portal import instore_command
+from tests.netns_procs import (
+    COMMAND_TIMEOUT_SECONDS,
+    Agent,
+    HarnessError,
+    LineProcess,
+    dns_probe,
+    end_processes_in,
+    http_probe,
+    poll,
+    run,
+    stop_process,
+    tcp_probe,
+)
+
+# Re-exported: tests and benches reach the whole harness through ``tests.netns``.
+from tests.netns_procs import PROBE_TIMEOUT_SECONDS as PROBE_TIMEOUT_SECONDS
+from tests.netns_procs import skip_reason as skip_reason
 
 AGENT = Path(__file__).with_name("netns_agent.py")
 
@@ -68,78 +83,13 @@ PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy", "no_proxy
 # The rate limits protect real shoppers; here one phone signs in dozens of times a minute.
 UNLIMITED = "100000 per minute"
 
-COMMAND_TIMEOUT_SECONDS = 10.0  # ip, nft and the instore CLI answer in well under a second
 START_TIMEOUT_SECONDS = 20.0  # a cold portal start takes about 1 s; slow CI machines more
-STOP_TIMEOUT_SECONDS = 12.0  # gunicorn's graceful_timeout is 10 s
-# The agent bounds every probe itself; this only catches an agent that hangs or died.
-AGENT_CALL_TIMEOUT_SECONDS = 60.0
 # First packets between fresh namespaces wait for ARP and neighbour discovery.
 WARMUP_SECONDS = 5.0
 # Sign-in to online takes milliseconds (the issue's goal is 1 s); a flow helper waits this long.
 ONLINE_SECONDS = 5.0
-PROBE_TIMEOUT_SECONDS = 1.0  # one attempt; a dropped SYN is only retransmitted after 1 s anyway
-POLL_SECONDS = 0.05  # between checks of state in the box (nft set, status row)
 
 _instances = itertools.count()
-
-
-class HarnessError(RuntimeError):
-    """The topology or a process in it is not working; the message says what and shows logs."""
-
-
-def skip_reason() -> str | None:
-    """Why these tests cannot run here, or None when they can."""
-    if os.geteuid() != 0:
-        return "needs root to create network namespaces and load nftables rules"
-    missing = [tool for tool in ("ip", "nft") if shutil.which(tool) is None]
-    if missing:
-        return f"needs {' and '.join(missing)} (Debian packages iproute2, nftables)"
-    return None
-
-
-def run(cmd: list[str], env: dict[str, str] | None = None, check: bool = True) -> str:
-    """Run a command to completion within the command timeout; its stdout, or HarnessError."""
-    try:
-        result = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_SECONDS, env=env
-        )
-    except subprocess.TimeoutExpired:
-        raise HarnessError(f"{' '.join(cmd)}: no answer in {COMMAND_TIMEOUT_SECONDS} s") from None
-    if check and result.returncode != 0:
-        raise HarnessError(f"{' '.join(cmd)} exited {result.returncode}: {result.stderr.strip()}")
-    return result.stdout
-
-
-def poll(check: Callable[[], bool], timeout: float, what: str) -> float:
-    """Wait until ``check()``; seconds it took, or HarnessError naming ``what``."""
-    start = time.monotonic()
-    while not check():
-        if time.monotonic() - start > timeout:
-            raise HarnessError(f"{what}: not within {timeout} s")
-        time.sleep(POLL_SECONDS)
-    return time.monotonic() - start
-
-
-def stop_process(process: subprocess.Popen[Any], graceful: bool = True) -> None:
-    """SIGTERM (or SIGKILL) our child and wait for it; SIGKILL if it does not stop in time.
-
-    What it leaves behind (gunicorn workers of a killed master, an nft run by a killed
-    gatekeeper) is ended with its namespace: see ``end_processes_in``.
-    """
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM if graceful else signal.SIGKILL)
-        try:
-            process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT_SECONDS)
-
-
-def end_processes_in(namespace: str) -> None:
-    """SIGKILL, by pid, whatever still runs in one of our namespaces: we started all of it."""
-    for pid in run(["ip", "netns", "pids", namespace], check=False).split():
-        with contextlib.suppress(ProcessLookupError, ValueError):
-            os.kill(int(pid), signal.SIGKILL)
 
 
 def remove_stale_namespaces() -> list[str]:
@@ -158,84 +108,10 @@ def remove_stale_namespaces() -> list[str]:
     return removed
 
 
-def http_probe(url: str, timeout: float = PROBE_TIMEOUT_SECONDS) -> dict[str, Any]:
-    return {"kind": "http", "url": url, "timeout": timeout}
-
-
-def tcp_probe(host: str, port: int, timeout: float = PROBE_TIMEOUT_SECONDS) -> dict[str, Any]:
-    return {"kind": "tcp", "host": host, "port": port, "timeout": timeout}
-
-
-def dns_probe(host: str, timeout: float = PROBE_TIMEOUT_SECONDS) -> dict[str, Any]:
-    return {"kind": "dns", "host": host, "port": 53, "timeout": timeout}
-
-
 INTERNET_URL = f"http://{INTERNET4}/"
 # What "the real internet answered" and "the portal intercepted it" look like to a probe.
 REAL = {"server": "internet"}
 INTERCEPTED = {"status": 302, "server": "other"}
-
-
-class LineProcess:
-    """A child in a namespace that talks in lines on stdout; reads are bounded by a deadline."""
-
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str], log: IO[bytes]) -> None:
-        self.name = name
-        self.process = subprocess.Popen(
-            cmd,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            env=env,
-            start_new_session=True,
-        )
-        self._buffer = b""
-
-    def readline(self, timeout: float) -> str:
-        assert self.process.stdout is not None
-        fd = self.process.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise HarnessError(f"{self.name}: no answer within {timeout} s")
-            ready, _, _ = select.select([fd], [], [], remaining)
-            if ready:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    raise HarnessError(f"{self.name} exited ({self.process.poll()})")
-                self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line.decode()
-
-    def stop(self) -> None:
-        if self.process.stdin is not None:
-            self.process.stdin.close()  # the agent's loop ends at EOF
-        stop_process(self.process)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-
-class Agent(LineProcess):
-    """``netns_agent.py serve`` in a namespace: a phone that runs probes and portal flows."""
-
-    def call(self, op: str, **args: Any) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        self.process.stdin.write((json.dumps({"op": op, **args}) + "\n").encode())
-        self.process.stdin.flush()
-        answer: dict[str, Any] = json.loads(self.readline(AGENT_CALL_TIMEOUT_SECONDS))
-        if not answer.pop("ok"):
-            raise HarnessError(f"{self.name} {op}: {answer['error']}")
-        return answer
-
-    def probe(self, probe: dict[str, Any]) -> dict[str, Any]:
-        """One attempt of a probe built by ``http_probe``/``tcp_probe``/``dns_probe``."""
-        args = {key: value for key, value in probe.items() if key != "kind"}
-        return self.call(probe["kind"], **args)
-
-    def wait(self, probe: dict[str, Any], want: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """Repeat ``probe`` until its answer has the ``want`` fields; ``matched`` says if it did."""
-        return self.call("wait", probe=probe, want=want, timeout=timeout)
 
 
 class Lab:
