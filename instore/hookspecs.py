@@ -34,3 +34,9 @@ def gateway_backend(name: str, config: Config) -> Any:
 def client_lookup(name: str, config: Config) -> Any:
     """Return a client MAC lookup (IP address to MAC) for lookup ``name``, or None if not yours."""
     raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def presence_source(name: str, config: Config) -> Any:
+    """Return the presence source called ``name`` (wifi, ble, replay, sim…), or None if not yours."""
+    raise NotImplementedError

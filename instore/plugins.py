@@ -12,6 +12,7 @@ from instore import hookspecs
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "instore.migrations",
     "hardware.migrations",
+    "presence.migrations",
     "hardware.gateway",
     "hardware.clients",
 )

@@ -1,0 +1,66 @@
+"""Tables the presence package owns: floor plan zones, sensors, sightings, salts, live state."""
+
+from __future__ import annotations
+
+from instore import hookimpl
+from instore.migrations import Migration
+
+PRESENCE_MIGRATIONS: list[Migration] = [
+    Migration(
+        "presence",
+        1,
+        "zones, sensors, sightings, identity salts, live presence",
+        (
+            # A zone is a polygon on the floor plan: points as JSON [[x, y], ...] in metres.
+            """CREATE TABLE zones (
+                id INTEGER PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,
+                polygon TEXT NOT NULL,
+                colour TEXT NOT NULL DEFAULT '#0a6e5c',
+                created_at TEXT NOT NULL
+            )""",
+            # A sensor is a radio at a position, belonging to a zone. tx_power_dbm is the RSSI it
+            # reads at 1 m, for path-loss distance.
+            """CREATE TABLE sensors (
+                id TEXT PRIMARY KEY,
+                kind TEXT NOT NULL CHECK (kind IN ('wifi', 'ble', 'sim')),
+                x REAL NOT NULL,
+                y REAL NOT NULL,
+                zone_id INTEGER REFERENCES zones(id) ON DELETE SET NULL,
+                rssi_at_1m REAL NOT NULL DEFAULT -45,
+                last_seen_at TEXT
+            )""",
+            # Downsampled sightings: one row per device, sensor and interval. device is a member
+            # reference ("m:12") or a keyed hash ("h:…"), never a raw MAC of a non-member.
+            """CREATE TABLE sightings (
+                id INTEGER PRIMARY KEY,
+                ts TEXT NOT NULL,
+                device TEXT NOT NULL,
+                sensor_id TEXT NOT NULL,
+                rssi REAL,
+                samples INTEGER NOT NULL DEFAULT 1
+            )""",
+            "CREATE INDEX sightings_ts ON sightings(ts)",
+            # The day's HMAC key for hashing non-member addresses; old days are deleted.
+            """CREATE TABLE identity_salts (
+                day TEXT PRIMARY KEY,
+                salt BLOB NOT NULL
+            )""",
+            # Where each tracked device is now, for occupancy and for the manager's live view.
+            """CREATE TABLE presence_state (
+                device TEXT PRIMARY KEY,
+                member_id INTEGER REFERENCES members(id) ON DELETE CASCADE,
+                zone_id INTEGER REFERENCES zones(id) ON DELETE SET NULL,
+                entered_at TEXT NOT NULL,
+                last_seen_at TEXT NOT NULL,
+                dwell_sent INTEGER NOT NULL DEFAULT 0
+            )""",
+        ),
+    ),
+]
+
+
+@hookimpl
+def instore_migrations() -> list[Migration]:
+    """The presence package's schema steps."""
+    return PRESENCE_MIGRATIONS
