@@ -38,5 +38,5 @@ def client_lookup(name: str, config: Config) -> Any:
 
 @hookspec(firstresult=True)
 def presence_source(name: str, config: Config) -> Any:
-    """Return the presence source called ``name`` (wifi, ble, replay, sim…), or None if not yours."""
+    """Return the presence source called ``name`` (wifi, ble, replay, sim), or None if not ours."""
     raise NotImplementedError
