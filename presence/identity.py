@@ -1,0 +1,128 @@
+"""Who a sighting belongs to, without keeping anyone's MAC who did not agree to it.
+
+- A member's phone: the MAC linked when they signed in to the WiFi (``devices``), or the loyalty
+  app's rotating BLE token, becomes ``m:<member id>`` — only while their latest consent to
+  location-based offers is a yes.
+- Anyone else: ``h:<keyed hash>``, an HMAC of the MAC under a salt that changes every day and is
+  deleted the next, so yesterday's hashes cannot be linked to today's and the raw MAC never
+  reaches the disk.
+- Locally administered (randomized) MACs rotate by design; they count towards footfall only and
+  are never tracked into zones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlite_utils
+
+from presence.observation import Observation, is_randomized
+
+log = logging.getLogger(__name__)
+
+WALL_TIME = time.time  # the seam tests patch to cross midnight
+MEMBER_REFRESH_SECONDS = 30.0  # a new sign-in or consent change is picked up within this
+HASH_HEX_CHARS = 16  # 64 bits: no collisions among a day's few thousand devices, short on disk
+SALT_BYTES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The device key presence tracks, and the member behind it if any."""
+
+    device: str
+    member_id: int | None
+    footfall_only: bool = False
+
+
+def _day(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+
+
+class Identifier:
+    """Turns observations into identities; holds today's salt and the consenting members."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+        self._salt_day = ""
+        self._salt = b""
+        self._member_macs: dict[str, int] = {}
+        self._consenting: frozenset[int] = frozenset()
+        self._loaded_at = float("-inf")
+
+    # -- salts -------------------------------------------------------------------------------
+    def salt_for(self, ts: float) -> bytes:
+        """The salt of ``ts``'s UTC day, created on first use; older days' salts are deleted."""
+        day = _day(ts)
+        if day == self._salt_day:
+            return self._salt
+        row = self.db.conn.execute(
+            "SELECT salt FROM identity_salts WHERE day = ?", (day,)
+        ).fetchone()
+        if row is None:
+            self.db.conn.execute(
+                "INSERT OR IGNORE INTO identity_salts (day, salt) VALUES (?, ?)",
+                (day, secrets.token_bytes(SALT_BYTES)),
+            )
+            row = self.db.conn.execute(
+                "SELECT salt FROM identity_salts WHERE day = ?", (day,)
+            ).fetchone()
+        # Once a day's salt is gone its hashes can never be recomputed from a MAC.
+        deleted = self.db.conn.execute("DELETE FROM identity_salts WHERE day < ?", (day,)).rowcount
+        if deleted:
+            log.info("old identity salts deleted", extra={"days": deleted})
+        self._salt_day, self._salt = day, bytes(row[0])
+        return self._salt
+
+    def hashed(self, mac: str, ts: float) -> str:
+        digest = hmac.new(self.salt_for(ts), mac.lower().encode(), hashlib.sha256).hexdigest()
+        return "h:" + digest[:HASH_HEX_CHARS]
+
+    # -- members ----------------------------------------------------------------------------
+    def refresh_members(self) -> None:
+        """Reload linked MACs and who currently consents to location use."""
+        self._consenting = frozenset(
+            row[0]
+            for row in self.db.conn.execute(
+                """SELECT member_id FROM consents c
+                   WHERE kind = 'location' AND granted = 1 AND id = (
+                     SELECT MAX(id) FROM consents
+                     WHERE member_id = c.member_id AND kind = 'location')"""
+            )
+        )
+        self._member_macs = {
+            mac: member_id
+            for mac, member_id in self.db.conn.execute("SELECT mac, member_id FROM devices")
+            if member_id in self._consenting
+        }
+        self._loaded_at = time.monotonic()
+
+    @property
+    def member_macs(self) -> dict[str, int]:
+        """Linked MACs of consenting members (the WiFi source lets their data frames through)."""
+        return dict(self._member_macs)
+
+    def consents(self, member_id: int) -> bool:
+        return member_id in self._consenting
+
+    def identify(self, obs: Observation) -> Identity:
+        """The identity for one observation. Never returns or stores a raw non-member MAC."""
+        if time.monotonic() - self._loaded_at > MEMBER_REFRESH_SECONDS:
+            self.refresh_members()
+        token_member = (obs.payload.get("decoded") or {}).get("member_id")
+        if isinstance(token_member, int) and token_member in self._consenting:
+            return Identity(f"m:{token_member}", token_member)
+        member_id = self._member_macs.get(obs.address)
+        if member_id is not None:
+            return Identity(f"m:{member_id}", member_id)
+        return Identity(
+            self.hashed(obs.address, obs.ts or WALL_TIME()),
+            None,
+            footfall_only=is_randomized(obs.address),
+        )
