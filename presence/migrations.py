@@ -57,6 +57,22 @@ PRESENCE_MIGRATIONS: list[Migration] = [
             )""",
         ),
     ),
+    Migration(
+        "presence",
+        2,
+        "calibration fingerprints for kNN zone location",
+        (
+            # One calibration sample: the smoothed RSSI per sensor (JSON {"sensor id": dBm})
+            # read while a phone stood in the zone. `instore presence calibrate` records them.
+            """CREATE TABLE zone_fingerprints (
+                id INTEGER PRIMARY KEY,
+                zone_id INTEGER NOT NULL REFERENCES zones(id) ON DELETE CASCADE,
+                vector TEXT NOT NULL,
+                created_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX zone_fingerprints_zone ON zone_fingerprints(zone_id)",
+        ),
+    ),
 ]
 
 
