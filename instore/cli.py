@@ -10,12 +10,12 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
 
 import click
 
 from instore import __version__
-from instore.config import Config, ConfigError, load_config
+from instore.cli_support import Context, fail, pass_ctx
+from instore.config import ConfigError, load_config
 from instore.db import DatabaseError, connect, open_database, schema_versions, upgrade
 from instore.logs import setup_logging
 from instore.nudge import send_nudge
@@ -23,41 +23,6 @@ from instore.supervise import run_children
 
 DEMO_DATABASE = "var/demo/instore.db"
 GUNICORN_CONF = Path(__file__).resolve().parents[1] / "deploy" / "gunicorn.conf.py"
-
-
-def fail(message: str) -> NoReturn:
-    """Exit 2 with a one-line message for the person at the keyboard."""
-    click.echo(f"instore: {message}", err=True)
-    sys.exit(2)
-
-
-class Context:
-    """Loads the config on first use so ``--help`` works even with a broken config file."""
-
-    def __init__(self, config_path: str | None) -> None:
-        self.config_path = config_path
-        self._config: Config | None = None
-
-    @property
-    def config(self) -> Config:
-        if self._config is None:
-            try:
-                self._config = load_config(self.config_path)
-            except ConfigError as exc:
-                fail(f"bad configuration: {exc}")
-            setup_logging(self._config["logging"]["level"])
-        return self._config
-
-    def db(self) -> Any:
-        try:
-            return open_database(
-                self.config.database_path, self.config["database"]["busy_timeout_ms"]
-            )
-        except DatabaseError as exc:
-            fail(str(exc))
-
-
-pass_ctx = click.make_pass_decorator(Context)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -340,3 +305,13 @@ def demo(bind: str, reset: bool) -> None:
             }
         )
     )
+
+
+def _register_plugin_commands() -> None:
+    """Packages add their own command groups (``instore presence …``) through a hook."""
+    from instore.plugins import pm
+
+    pm.hook.register_commands(cli=main)
+
+
+_register_plugin_commands()

@@ -80,6 +80,33 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # Masquerade guest traffic leaving through this interface; empty when another router does.
         "wan_interface": "",
     },
+    "presence": {
+        # Which sources the daemon runs: "wifi", "ble", "sim" (the demo), "replay".
+        "sources": [],
+        # The sensor (row in `sensors`) this box's own radios are.
+        "sensor_id": "wifi-1",
+        "wifi_interface": "wlan0mon",
+        # Probe requests come on every channel; hop the common 2.4 GHz ones by default.
+        "wifi_channels": ["1", "6", "11"],
+        "wifi_dwell_ms": 250,
+        "wifi_hop": True,
+        "ble_sensor_id": "ble-1",
+        "ble_adapter": "",
+        # HMAC key for the loyalty app's rotating BLE token; generated under var/ when empty.
+        "token_key": "",
+        "replay_file": "",
+        "replay_speed": "max",
+        # Sightings are stored as one averaged row per device, sensor and this many seconds.
+        "sighting_seconds": 10,
+        "retention_days": 30,
+        "dwell_seconds": 60,
+        "zone_exit_seconds": 45,
+        "store_exit_seconds": 180,
+        "sim_shoppers": 25,
+        # How much faster than real time the simulated shoppers walk (the demo uses 1).
+        "sim_speed": 1,
+        "sim_seed": 0,
+    },
     "logging": {
         "level": "INFO",
     },

@@ -40,3 +40,9 @@ def client_lookup(name: str, config: Config) -> Any:
 def presence_source(name: str, config: Config) -> Any:
     """Return the presence source called ``name`` (wifi, ble, replay, sim), or None if not ours."""
     raise NotImplementedError
+
+
+@hookspec
+def register_commands(cli: Any) -> None:
+    """Add click commands or groups to the ``instore`` CLI (a package's own subcommands)."""
+    raise NotImplementedError

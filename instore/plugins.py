@@ -15,6 +15,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "presence.migrations",
     "hardware.gateway",
     "hardware.clients",
+    "presence.plugins",
+    "presence.cli",
 )
 
 pm = pluggy.PluginManager("instore")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +10,7 @@ from flask import Flask
 
 from instore.config import Config, load_config
 from instore.db import open_database
+from instore.keys import stored_secret
 from instore.plugins import pm
 
 log = logging.getLogger(__name__)
@@ -21,18 +20,7 @@ SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
 
 def _secret_key(config: Config) -> str:
     """The configured key, else one generated once and kept beside the database (mode 0600)."""
-    configured: str = config["portal"]["secret_key"]
-    if configured:
-        return configured
-    path = config.var_dir / SECRET_KEY_FILE
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key)
-    return key
+    return stored_secret(config.var_dir, SECRET_KEY_FILE, config["portal"]["secret_key"])
 
 
 def create_app(config: Config | None = None, test_config: dict[str, Any] | None = None) -> Flask:

@@ -19,6 +19,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlite_utils
 
@@ -41,6 +42,15 @@ class Identity:
     footfall_only: bool = False
 
 
+def _member_id(value: object) -> int | None:
+    """The BLE token resolver names members as text; anything else is no member."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
 def _day(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
 
@@ -55,6 +65,8 @@ class Identifier:
         self._member_macs: dict[str, int] = {}
         self._consenting: frozenset[int] = frozenset()
         self._loaded_at = float("-inf")
+        # BLE token resolvers to keep in step with who consents (see ``refresh_members``).
+        self.token_resolvers: list[Any] = []
 
     # -- salts -------------------------------------------------------------------------------
     def salt_for(self, ts: float) -> bytes:
@@ -102,6 +114,12 @@ class Identifier:
             if member_id in self._consenting
         }
         self._loaded_at = time.monotonic()
+        for resolver in self.token_resolvers:
+            resolver.set_members(self.consenting_member_ids())
+
+    def consenting_member_ids(self) -> list[str]:
+        """Members whose tokens may be resolved, as the BLE resolver names them."""
+        return [str(member_id) for member_id in sorted(self._consenting)]
 
     @property
     def member_macs(self) -> dict[str, int]:
@@ -115,8 +133,9 @@ class Identifier:
         """The identity for one observation. Never returns or stores a raw non-member MAC."""
         if time.monotonic() - self._loaded_at > MEMBER_REFRESH_SECONDS:
             self.refresh_members()
-        token_member = (obs.payload.get("decoded") or {}).get("member_id")
-        if isinstance(token_member, int) and token_member in self._consenting:
+        loyalty = (obs.payload.get("decoded") or {}).get("loyalty") or {}
+        token_member = _member_id(loyalty.get("member_id"))
+        if token_member is not None and token_member in self._consenting:
             return Identity(f"m:{token_member}", token_member)
         member_id = self._member_macs.get(obs.address)
         if member_id is not None:

@@ -1,0 +1,141 @@
+"""The daemon end to end on the simulator: sources → identity → tracker → outbox and sightings."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from instore import members
+from instore.config import Config
+from presence.daemon import PresenceDaemon
+from presence.floorplan_demo import seed_demo_floorplan
+from presence.identity import Identifier
+from presence.observation import WIFI_PROBE, Observation
+from presence.sources.sim import create_sim_source
+from presence.track import Tracker
+from presence.zones import load_floorplan
+
+RUN_SECONDS = 4.0  # enough simulated minutes at 60x for shoppers to enter, dwell and leave
+SIM_SPEED = 60.0
+
+
+class Flaky:
+    """A source that fails twice, then yields one observation and ends (like a replay)."""
+
+    name = "flaky"
+
+    def __init__(self) -> None:
+        self.starts = 0
+
+    async def stream(self) -> AsyncIterator[Observation]:
+        self.starts += 1
+        if self.starts <= 2:
+            raise OSError("interface gone")
+        yield Observation(time.time(), "wifi-1", WIFI_PROBE, "a4:5e:60:00:00:01", -50, {})
+
+
+def run_daemon(db: sqlite_utils.Database, sources: list, tracker: Tracker, seconds: float):  # type: ignore[no-untyped-def]
+    daemon = PresenceDaemon(db, sources, Identifier(db), tracker, 10, 30)
+
+    async def main():  # type: ignore[no-untyped-def]
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(seconds, stop.set)
+        return await daemon.run(stop)
+
+    return asyncio.run(main())
+
+
+def test_simulated_store_produces_zone_events(db: sqlite_utils.Database) -> None:
+    ana = members.create_member(db, display_name="Ana", password="long enough", email="a@x.es")
+    members.record_consents(db, ana.id, {"location": True}, "v1")
+    members.link_device(db, "02:00:00:00:aa:01", ana.id)
+    seed_demo_floorplan(db)
+    source = create_sim_source(
+        db, shoppers=12, speed=SIM_SPEED, seed=3, member_macs={"02:00:00:00:aa:01": ana.id}
+    )
+    tracker = Tracker(db, load_floorplan(db), clock=source.clock)
+    stats = run_daemon(db, [source], tracker, RUN_SECONDS)
+    assert stats.observations > 100
+    kinds = {row[0] for row in db.conn.execute("SELECT kind FROM events")}
+    assert {"store_enter", "zone_enter", "zone_dwell"} <= kinds
+    member_events = db.conn.execute(
+        "SELECT COUNT(*) FROM events WHERE json_extract(payload, '$.member_id') = ?", (ana.id,)
+    ).fetchone()[0]
+    assert member_events > 0
+    # Sightings are stored by device key; no raw MAC of anyone reaches the disk.
+    devices = [row[0] for row in db.conn.execute("SELECT DISTINCT device FROM sightings")]
+    assert devices and all(d.startswith(("m:", "h:")) for d in devices)
+    dump = "\n".join(db.conn.iterdump())
+    assert not [line for line in dump.splitlines() if "sightings" in line and ":aa:01" in line]
+
+
+def test_a_failing_source_is_retried(
+    db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from presence import daemon as daemon_module
+
+    monkeypatch.setattr(daemon_module, "FIRST_RETRY_SECONDS", 0.01)
+    seed_demo_floorplan(db)
+    flaky = Flaky()
+    stats = run_daemon(db, [flaky], Tracker(db, load_floorplan(db)), 1.5)
+    assert flaky.starts == 3
+    assert stats.sources["flaky"].failures == 2
+    assert "interface gone" in stats.sources["flaky"].last_error
+    assert stats.observations == 1
+
+
+def test_presence_run_cli_stops_cleanly(config: Config, tmp_path: Path) -> None:
+    """`instore presence run --source sim` as systemd would run it, stopped with SIGTERM."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INSTORE_")}
+    env.update(
+        INSTORE_DATABASE_PATH=str(config.database_path),
+        INSTORE_CONFIG="",
+        INSTORE_PRESENCE_SIM_SPEED="30",
+    )
+    from instore.db import open_database
+
+    seed_demo_floorplan(open_database(config.database_path))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "instore", "presence", "run", "--source", "sim"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    db = open_database(config.database_path)
+    deadline = time.monotonic() + 30
+    entered = 0
+    while not entered and time.monotonic() < deadline and process.poll() is None:
+        entered = db.conn.execute(
+            "SELECT COUNT(*) FROM events WHERE kind = 'store_enter'"
+        ).fetchone()[0]
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=20)
+    assert entered, output
+    assert process.returncode == 0, output
+    assert "presence running" in output
+
+
+def test_presence_run_without_sources_is_exit_2(config: Config) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INSTORE_")}
+    env.update(INSTORE_DATABASE_PATH=str(config.database_path), INSTORE_CONFIG="")
+    result = subprocess.run(
+        [sys.executable, "-m", "instore", "presence", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "no presence sources" in result.stderr
