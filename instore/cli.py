@@ -287,7 +287,10 @@ def demo(bind: str, reset: bool) -> None:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{config.database_path}{suffix}").unlink(missing_ok=True)
     database = open_database(config.database_path)
-    accounts = seed_demo(database)
+    accounts = seed_demo(database, config["portal"]["terms_version"])
+    from presence.floorplan_demo import seed_demo_floorplan
+
+    seed_demo_floorplan(database)
     click.echo(f"\ninstore demo: {config['store']['name']} at http://{bind}\n")
     click.echo(f"  {'ROLE':<9} {'SIGN IN WITH':<20} {'PASSWORD':<18} LOYALTY NUMBER")
     for account, loyalty in accounts:
@@ -302,6 +305,7 @@ def demo(bind: str, reset: bool) -> None:
             {
                 "portal": _gunicorn_command(GUNICORN_CONF),
                 "gatekeeper": [*instore, "gatekeeper"],
+                "presence": [*instore, "presence", "run", "--source", "sim"],
             }
         )
     )

@@ -15,17 +15,20 @@ class DemoAccount:
     display_name: str
     password: str
     role: str
+    # A phone the simulated store sees walking around, with location consent, so members show
+    # up in zone events as they would after signing in on the store WiFi.
+    demo_phone: str | None = None
 
 
 DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (
     DemoAccount("manager@demo.store", "Morgan (manager)", "manage-the-store", "manager"),
-    DemoAccount("ana@demo.store", "Ana", "ana-loves-shoes", "shopper"),
-    DemoAccount("ben@demo.store", "Ben", "ben-likes-denim", "shopper"),
+    DemoAccount("ana@demo.store", "Ana", "ana-loves-shoes", "shopper", "02:de:00:00:00:0a"),
+    DemoAccount("ben@demo.store", "Ben", "ben-likes-denim", "shopper", "02:de:00:00:00:0b"),
     DemoAccount("chloe@demo.store", "Chloe", "chloe-shops-late", "shopper"),
 )
 
 
-def seed_demo(db: sqlite_utils.Database) -> list[tuple[DemoAccount, str]]:
+def seed_demo(db: sqlite_utils.Database, terms_version: str) -> list[tuple[DemoAccount, str]]:
     """Create the demo accounts that are missing; returns (account, loyalty number) for all."""
     seeded = []
     for account in DEMO_ACCOUNTS:
@@ -38,5 +41,8 @@ def seed_demo(db: sqlite_utils.Database) -> list[tuple[DemoAccount, str]]:
                 email=account.email,
                 role=account.role,
             )
+            if account.demo_phone:
+                members.record_consents(db, member.id, {"location": True}, terms_version)
+                members.link_device(db, account.demo_phone, member.id)
         seeded.append((account, member.loyalty_number))
     return seeded

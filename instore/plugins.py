@@ -15,6 +15,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "presence.migrations",
     "hardware.gateway",
     "hardware.clients",
+    "presence.sources.builtin",
     "presence.plugins",
     "presence.cli",
 )

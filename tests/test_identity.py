@@ -70,7 +70,11 @@ def test_ble_token_resolves_to_a_consenting_member(
 ) -> None:
     members.record_consents(db, ana.id, {"location": True}, "v1")
     identifier = Identifier(db)
-    advert = Observation(NOON, "b1", BLE, RANDOM, -70, {"decoded": {"loyalty": {"member_id": str(ana.id)}}})
+    advert = Observation(
+        NOON, "b1", BLE, RANDOM, -70, {"decoded": {"loyalty": {"member_id": str(ana.id)}}}
+    )
     assert identifier.identify(advert).member_id == ana.id
-    unknown = Observation(NOON, "b1", BLE, RANDOM, -70, {"decoded": {"loyalty": {"member_id": "999"}}})
+    unknown = Observation(
+        NOON, "b1", BLE, RANDOM, -70, {"decoded": {"loyalty": {"member_id": "999"}}}
+    )
     assert identifier.identify(unknown).member_id is None
