@@ -139,3 +139,34 @@ def test_presence_run_without_sources_is_exit_2(config: Config) -> None:
     )
     assert result.returncode == 2
     assert "no presence sources" in result.stderr
+
+
+def test_calibrate_records_a_zone_fingerprint(config: Config, db: sqlite_utils.Database) -> None:
+    """Staff stand in a zone with a signed-in phone; calibrate turns its sightings into samples."""
+    from click.testing import CliRunner
+
+    from instore.cli import main
+    from instore.clock import to_iso, utcnow
+    from presence.estimate import load_fingerprints
+
+    ana = members.create_member(db, display_name="Ana", password="long enough", email="a@x.es")
+    plan = seed_demo_floorplan(db)
+    shoes = plan.zone_named("Shoes")
+    assert shoes is not None
+    now = to_iso(utcnow())
+    sensors = list(plan.sensors)[:3]
+    db.conn.executemany(
+        "INSERT INTO sightings (ts, device, sensor_id, rssi, samples) VALUES (?, ?, ?, ?, 5)",
+        [(now, f"m:{ana.id}", sensor, -50.0 - 5 * n) for n, sensor in enumerate(sensors)],
+    )
+    env = {"INSTORE_DATABASE_PATH": str(config.database_path), "INSTORE_CONFIG": ""}
+    result = CliRunner().invoke(
+        main, ["presence", "calibrate", "shoes", "--member", "a@x.es"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert "recorded 1 fingerprint sample(s) for Shoes" in result.output
+    assert len(load_fingerprints(db)) == 1
+    missing = CliRunner().invoke(
+        main, ["presence", "calibrate", "Garden", "--member", "a@x.es"], env=env
+    )
+    assert missing.exit_code == 2 and "no zone 'Garden'" in missing.output
