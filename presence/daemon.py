@@ -22,8 +22,9 @@ import sqlite_utils
 
 from instore.clock import to_iso
 from instore.systemd import notify, watchdog_interval
+from presence.fingerprint import DeviceCounter
 from presence.identity import Identifier
-from presence.observation import Observation
+from presence.observation import WIFI_PROBE, Observation
 from presence.sources import Source
 from presence.track import Tracker
 
@@ -35,6 +36,7 @@ FIRST_RETRY_SECONDS = 1.0  # a source that failed is retried soon...
 MAX_RETRY_SECONDS = 60.0  # ...then less and less often, so a missing radio does not spin
 HEALTHY_RUN_SECONDS = 60.0  # a source that ran this long before failing starts back-off afresh
 RETENTION_EVERY_SECONDS = 3600.0  # deleting old sightings once an hour is plenty
+FOOTFALL_SECONDS = 3600  # footfall is reported per hour, as managers read it
 
 
 @dataclass
@@ -82,6 +84,9 @@ class PresenceDaemon:
         self.wall_time = wall_time
         self.stats = Stats(sources={source.name: SourceState() for source in sources})
         self.buckets: dict[tuple[int, str, str], SightingBucket] = {}
+        # Probe requests per hour, for a device count that sees through rotating MACs. Only
+        # in memory: the addresses it holds never reach the disk, only the hour's counts.
+        self.footfall: dict[int, DeviceCounter] = {}
         self.queue: asyncio.Queue[Observation] | None = None
         self.finished_sources = 0
 
@@ -121,6 +126,11 @@ class PresenceDaemon:
     def handle(self, obs: Observation) -> None:
         """Identify one observation, track it, and count it into its sighting bucket."""
         self.stats.observations += 1
+        if obs.kind == WIFI_PROBE and "fingerprint" in obs.payload and "seq" in obs.payload:
+            hour = int(obs.ts // FOOTFALL_SECONDS)
+            self.footfall.setdefault(hour, DeviceCounter()).add(
+                obs.address, obs.ts, int(obs.payload["seq"]), str(obs.payload["fingerprint"])
+            )
         identity = self.identifier.identify(obs)
         bucket_key = (int(obs.ts // self.sighting_seconds), identity.device, obs.sensor_id)
         bucket = self.buckets.setdefault(bucket_key, SightingBucket())
@@ -149,6 +159,28 @@ class PresenceDaemon:
             )
         return len(rows)
 
+    def flush_footfall(self, now: float, include_current: bool = False) -> int:
+        """Write the device estimate of each finished hour (and the current one on shutdown)."""
+        current = int(now // FOOTFALL_SECONDS)
+        written = 0
+        for hour in sorted(self.footfall):
+            if hour >= current and not include_current:
+                continue
+            counter = self.footfall[hour] if hour >= current else self.footfall.pop(hour)
+            start = to_iso(datetime.fromtimestamp(hour * FOOTFALL_SECONDS, UTC))
+            # A restart mid-hour starts a new count; keep the larger of the two, not the last.
+            self.db.conn.execute(
+                """INSERT INTO footfall (hour, devices, addresses, randomized_addresses)
+                   VALUES (?, ?, ?, ?) ON CONFLICT(hour) DO UPDATE SET
+                     devices = MAX(devices, excluded.devices),
+                     addresses = MAX(addresses, excluded.addresses),
+                     randomized_addresses = MAX(randomized_addresses,
+                                                excluded.randomized_addresses)""",
+                (start, counter.estimate(), counter.addresses, counter.randomized_addresses),
+            )
+            written += 1
+        return written
+
     def purge_old(self, now: float) -> int:
         cutoff = datetime.fromtimestamp(now, UTC) - timedelta(days=self.retention_days)
         deleted = self.db.conn.execute(
@@ -166,6 +198,7 @@ class PresenceDaemon:
             now = self.wall_time()
             self.tracker.tick()
             self.flush_sightings(now)
+            self.flush_footfall(now)
             if time.monotonic() - last_purge > RETENTION_EVERY_SECONDS:
                 self.purge_old(now)
                 last_purge = time.monotonic()
@@ -204,5 +237,6 @@ class PresenceDaemon:
             await asyncio.gather(*pumps, ticker, return_exceptions=True)
             self.tracker.tick()
             self.flush_sightings(self.wall_time() + self.sighting_seconds)
+            self.flush_footfall(self.wall_time(), include_current=True)
             notify("STOPPING=1")
         return self.stats

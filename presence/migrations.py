@@ -73,6 +73,21 @@ PRESENCE_MIGRATIONS: list[Migration] = [
             "CREATE INDEX zone_fingerprints_zone ON zone_fingerprints(zone_id)",
         ),
     ),
+    Migration(
+        "presence",
+        3,
+        "hourly footfall in devices (not MACs)",
+        (
+            # Distinct devices heard per hour, estimated from probe-request fingerprints so a
+            # phone rotating its MAC counts once; addresses kept beside it to show the difference.
+            """CREATE TABLE footfall (
+                hour TEXT PRIMARY KEY,
+                devices INTEGER NOT NULL,
+                addresses INTEGER NOT NULL,
+                randomized_addresses INTEGER NOT NULL
+            )""",
+        ),
+    ),
 ]
 
 

@@ -170,3 +170,31 @@ def test_calibrate_records_a_zone_fingerprint(config: Config, db: sqlite_utils.D
         main, ["presence", "calibrate", "Garden", "--member", "a@x.es"], env=env
     )
     assert missing.exit_code == 2 and "no zone 'Garden'" in missing.output
+
+
+def test_replay_counts_devices_not_macs_and_stores_no_mac(
+    config: Config, db: sqlite_utils.Database, tmp_path: Path
+) -> None:
+    """`instore presence replay` of a phone rotating 20 MACs: hourly footfall sees ~1 phone."""
+    from click.testing import CliRunner
+
+    from instore.cli import main
+    from tests.test_presence_analyze import rotating_device_frames
+    from tests.wifi_captures import write_pcap
+
+    frames, times = rotating_device_frames()
+    capture = write_pcap(tmp_path / "rotating.pcap", frames, times=times)
+    seed_demo_floorplan(db)
+    env = {"INSTORE_DATABASE_PATH": str(config.database_path), "INSTORE_CONFIG": ""}
+    result = CliRunner().invoke(main, ["presence", "replay", str(capture)], env=env)
+    assert result.exit_code == 0, result.output
+    assert "replayed 140 observations" in result.output
+    [(devices, addresses, randomized)] = db.conn.execute(
+        "SELECT devices, addresses, randomized_addresses FROM footfall"
+    ).fetchall()
+    assert addresses == 23 and randomized == 22
+    assert 4 <= devices <= 5  # the rotating phone as 1-2, plus the three others
+    dump = "\n".join(db.conn.iterdump()).lower()
+    assert "a0:1b:7c" not in dump and "44:55" not in dump
+    bad = CliRunner().invoke(main, ["presence", "replay", str(tmp_path / "nope.pcap")], env=env)
+    assert bad.exit_code == 2 and "no such file" in bad.output
