@@ -198,3 +198,27 @@ def test_replay_counts_devices_not_macs_and_stores_no_mac(
     assert "a0:1b:7c" not in dump and "44:55" not in dump
     bad = CliRunner().invoke(main, ["presence", "replay", str(tmp_path / "nope.pcap")], env=env)
     assert bad.exit_code == 2 and "no such file" in bad.output
+
+
+def test_ble_source_from_the_hook_resolves_consenting_members(
+    config: Config, db: sqlite_utils.Database
+) -> None:
+    """The hook builds the BLE source with a token resolver that follows consent changes."""
+    from instore.plugins import pm
+    from presence.ble import loyalty_manufacturer_data, member_token_key
+    from presence.plugins import token_key
+
+    ana = members.create_member(db, display_name="Ana", password="long enough", email="a@x.es")
+    members.record_consents(db, ana.id, {"location": True}, "v1")
+    source = pm.hook.presence_source(name="ble", config=config)
+    assert source is not None and source.name == "ble"
+    resolver = source.token_resolver
+    now = time.time()
+    key = member_token_key(token_key(config), str(ana.id))
+    advert = loyalty_manufacturer_data(key, str(ana.id), now)
+    assert resolver.resolve(advert[1:], now) == str(ana.id)
+    identifier = Identifier(db)
+    identifier.token_resolvers = [resolver]
+    members.record_consents(db, ana.id, {"location": False}, "v1")  # withdrawn
+    identifier.refresh_members()
+    assert resolver.resolve(advert[1:], now) is None
