@@ -64,7 +64,7 @@ def needs_tshark() -> str:
     if tshark is None:
         if os.environ.get("CI"):
             pytest.fail("tshark is not installed; .ci/run installs it")
-        pytest.skip("tshark not installed")
+        pytest.skip(reason="tshark not installed (Debian package tshark)")
     return tshark
 
 
