@@ -23,15 +23,13 @@ Run from the repository root: ``sudo .venv/bin/python bench/login_to_packet.py [
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
-import shlex
-import signal
 import sys
 import tempfile
 from pathlib import Path
-from types import FrameType
+
+from benchlib import invocation, load_average, percentile, run_guarded
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: the harness lives in tests/
@@ -45,13 +43,8 @@ DEFAULT_ROUNDS = 50  # what issue 3 asks for
 ROUND_TIMEOUT_SECONDS = 10.0
 
 
-def percentile(samples: list[float], fraction: float) -> float:
-    """Nearest-rank percentile: a value that was measured (with 50 samples, p99 is the max)."""
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
-
-
 def summary(name: str, samples: list[float]) -> str:
+    """One row: nearest-rank percentiles, values that were measured (of 50, p99 is the max)."""
     ms = [sample * 1000 for sample in samples]
     return (
         f"{name:<34} n={len(ms):<3} p50 {percentile(ms, 0.5):7.1f} ms   "
@@ -86,11 +79,6 @@ def one_round(lab: netns.Lab, identifier: str, first: bool) -> tuple[float, floa
     )
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM/SIGHUP unwind like Ctrl-C, so ``finally`` stops the processes and namespaces."""
-    raise KeyboardInterrupt
-
-
 def run(args: argparse.Namespace) -> int:
     reconcile = str(DEFAULTS["gateway"]["reconcile_seconds"])
     with tempfile.TemporaryDirectory(prefix="instore-login-bench-") as tmp:
@@ -119,11 +107,11 @@ def run(args: argparse.Namespace) -> int:
     print(summary("form submitted → host answers", submits))
     print(summary("sign-out response → intercepted", signouts))
     print(
-        f"\nmachine: {os.cpu_count()} CPUs, load {' '.join(f'{x:.2f}' for x in os.getloadavg())}, "
+        f"\nmachine: {os.cpu_count()} CPUs, load {load_average()}, "
         f"kernel {platform.release()}, {nft}, Python {platform.python_version()}; "
         f"gatekeeper reconcile_seconds={reconcile}"
     )
-    print(f"command: {shlex.join([sys.executable, *sys.argv])}")
+    print(f"command: {invocation()}")
     return 0
 
 
@@ -143,16 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1:
         print("login_to_packet: --rounds must be at least 1", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
-    try:
-        return run(args)
-    except netns.HarnessError as exc:
-        print(f"login_to_packet: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("login_to_packet: interrupted; namespaces removed", file=sys.stderr)
-        return 130
+    return run_guarded(
+        "login_to_packet",
+        lambda: run(args),
+        interrupted="namespaces removed",
+        errors=(netns.HarnessError,),
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,11 @@ at a time on a free loopback port, checks with one request that the answer is th
 (so an error page is never benchmarked), loads it with ``wrk`` and stops it. Every step is
 bounded in time and every server is stopped on exit, Ctrl-C or SIGTERM included.
 
+
+This script is the command line, the order of the measurements and the report; the client side
+(targets, verification, wrk and its fallback) lives in ``probe_load.py``, the gunicorn servers and
+the seeded session in ``probe_servers.py``.
+
 Run from the repository root: ``.venv/bin/python bench/probe_throughput.py [--duration 5]``.
 """
 
@@ -18,234 +23,51 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
-import platform
-import re
-import secrets
 import shlex
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 
-from hardware.clients import DemoLookup
-from instore import members, sessions
-from instore.config import DEFAULTS, load_config
-from instore.db import open_database
+from benchlib import (
+    EMPTY_CONFIG,
+    LOOPBACK,
+    BenchError,
+    free_port,
+    instore_variables,
+    invocation,
+    machine_info,
+    print_reproduce,
+    run_guarded,
+)
+from probe_load import Result, Target, load, verify, wrk_command
+from probe_servers import (
+    GUNICORN_CONF,
+    Server,
+    gunicorn_command,
+    hermetic_env,
+    resolved_gunicorn_settings,
+    revoke_client,
+    running,
+    seed_authorized_client,
+)
 
-REPO = Path(__file__).resolve().parents[1]
-GUNICORN_CONF = REPO / "deploy" / "gunicorn.conf.py"
+from instore.config import DEFAULTS
 
-LOOPBACK = "127.0.0.1"
 PROBE_HOST = "connectivitycheck.gstatic.com"
 PROBE_PATH = "/generate_204"
 API_PATH = "/api/captive"
 BARE_APP = "bench.bare_app:app"
 PORTAL_APP = "portal.wsgi:app"
 BARE_TARGET = "bare flask 204"
-EMPTY_CONFIG = "instore.toml"
 GOAL_RATIO = 0.8
-
 START_TIMEOUT_S = 30.0  # gunicorn + two workers importing Flask take a second or two
-STOP_TIMEOUT_S = 15.0  # deploy/gunicorn.conf.py's graceful_timeout is 10 s; then SIGKILL
-REQUEST_TIMEOUT_S = 5.0
-WRK_GRACE_S = 30.0  # wrk's own run is --duration; this bounds a wrk that hangs anyway
-PYTHON_LOAD_MAX_THREADS = 32  # the fallback generator is GIL-bound; more threads only add noise
-
-# Environment variables the portal's config reads; inherited ones would make the run unhermetic.
-INSTORE_ENV_PREFIX = "INSTORE_"
+SECRET_KEY_VARIABLE = "INSTORE_PORTAL_SECRET_KEY"
 
 
-class BenchError(Exception):
-    """A run that cannot produce trustworthy figures; the message says what went wrong."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """One measured URL: what to send and what answer proves we are not measuring an error."""
-
-    name: str
-    path: str
-    host: str  # the Host header; the portal routes on it
-    expected_status: int
-    check: Callable[[http.client.HTTPResponse, bytes], str | None] | None = None
-
-
-@dataclass
-class Result:
-    target: str
-    requests_per_s: float
-    p99_ms: float
-    requests: int
-    errors: str = ""  # unexpected statuses: the figures are not the probe's; the run fails
-    warnings: str = ""  # socket errors (timeouts under overload): shown, figures still stand
-    informational: bool = False  # shown, but not part of the 0.8x goal
-    # Server CPU (master + workers, user + system) per request. It moves much less than req/s
-    # when other processes compete for the cores, so it tells a slow path from a busy machine.
-    cpu_us_per_request: float | None = None
-
-
-@dataclass
-class Server:
-    """A gunicorn master started in its own process group, so all its workers stop with it."""
-
-    label: str
-    command: list[str]
-    env: dict[str, str]
-    log_path: Path
-    port: int
-    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    def start(self) -> None:
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                self.command,
-                cwd=REPO,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches us, not gunicorn; we stop it in order
-            )
-
-    def log_tail(self, lines: int = 25) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no server log)"
-        return "\n".join(text.splitlines()[-lines:]) or "(server log is empty)"
-
-    def wait_ready(self, probe: Target, timeout_s: float) -> None:
-        """Return once the server answers at all; raise BenchError if it exits or times out."""
-        assert self.process is not None
-        deadline = time.monotonic() + timeout_s
-        last_error = "no attempt"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise BenchError(
-                    f"{self.label}: gunicorn exited with status {self.process.returncode} "
-                    f"before serving.\n--- server log ---\n{self.log_tail()}"
-                )
-            try:
-                fetch(self.port, probe.host, probe.path, timeout_s=1.0)
-                return
-            except OSError as exc:
-                last_error = str(exc)
-                time.sleep(0.1)
-        raise BenchError(
-            f"{self.label}: not answering on {LOOPBACK}:{self.port} after {timeout_s:.0f}s "
-            f"(last error: {last_error}).\n--- server log ---\n{self.log_tail()}"
-        )
-
-    def cpu_seconds(self) -> float | None:
-        """CPU time used so far by every process in the server's group; None off Linux."""
-        if self.process is None or not Path("/proc/self/stat").exists():
-            return None
-        ticks = sum(int(fields[11]) + int(fields[12]) for fields in group_stats(self.process.pid))
-        return ticks / os.sysconf("SC_CLK_TCK")  # fields 14 and 15 of stat: utime, stime
-
-    def stop(self) -> None:
-        """SIGTERM the master (graceful), then SIGKILL the group if it lingers.
-
-        The group id is the master's pid (``start_new_session``), so only processes this script
-        started are signalled, and only while some of them are still alive.
-        """
-        process, self.process = self.process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            with suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                with suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=STOP_TIMEOUT_S)
-        # Workers normally exit with the master; make sure none is left holding the port.
-        if group_stats(process.pid):
-            with suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-
-
-def group_stats(pgid: int) -> list[list[str]]:
-    """``/proc/PID/stat`` fields after the command name, for each live process in group pgid."""
-    found = []
-    try:
-        entries = [entry for entry in Path("/proc").iterdir() if entry.name.isdigit()]
-    except OSError:
-        return []
-    for entry in entries:
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # exited meanwhile
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()  # state, ppid, pgrp, …
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            found.append(fields)
-    return found
-
-
-@contextmanager
-def running(server: Server, ready_probe: Target, timeout_s: float) -> Iterator[Server]:
-    """Start ``server``, wait until it answers, and always stop it afterwards."""
-    print(f"starting {server.label} on {LOOPBACK}:{server.port} …", flush=True)
-    try:
-        server.start()
-        server.wait_ready(ready_probe, timeout_s)
-        yield server
-    finally:
-        server.stop()
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def fetch(
-    port: int, host: str, path: str, timeout_s: float = REQUEST_TIMEOUT_S
-) -> tuple[http.client.HTTPResponse, bytes]:
-    """One GET with the given Host header on a fresh connection."""
-    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout_s)
-    try:
-        conn.request("GET", path, headers={"Host": host})
-        response = conn.getresponse()
-        return response, response.read()
-    finally:
-        conn.close()
-
-
-def verify(port: int, target: Target) -> None:
-    """One request before the load: the status (and shape) must be the one we mean to measure."""
-    try:
-        response, body = fetch(port, target.host, target.path)
-    except OSError as exc:
-        raise BenchError(f"{target.name}: verification request failed: {exc}") from None
-    problem = None
-    if response.status != target.expected_status:
-        problem = f"status {response.status}, expected {target.expected_status}"
-    elif target.check is not None:
-        problem = target.check(response, body)
-    if problem:
-        raise BenchError(
-            f"{target.name}: refusing to benchmark an unexpected answer: {problem}\n"
-            f"  GET http://{target.host}{target.path} via {LOOPBACK}:{port}\n"
-            f"  body: {body[:300]!r}"
-        )
+# What a right answer looks like beyond its status; verify() refuses to load anything else.
 
 
 def _check_empty(response: http.client.HTTPResponse, body: bytes) -> str | None:
@@ -262,132 +84,6 @@ def _check_captive_json(response: http.client.HTTPResponse, body: bytes) -> str 
     if not content_type.startswith("application/captive+json"):
         return f"Content-Type {content_type!r}"
     return None
-
-
-# ---------------------------------------------------------------------------------------------
-# Load generation
-
-
-_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
-
-
-def parse_wrk(output: str) -> tuple[float, float, int, str, str]:
-    """Requests/s, p99 in ms, request count, then wrk's status-error and socket-error lines.
-
-    wrk prints "Non-2xx or 3xx responses: N" only when some answer was 4xx/5xx, and
-    "Socket errors: …" only when a connection failed or timed out.
-    """
-    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.MULTILINE)
-    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.MULTILINE)
-    count = re.search(r"^\s+(\d+) requests in", output, re.MULTILINE)
-    if not (rps and p99 and count):
-        raise BenchError(f"cannot read wrk's output:\n{output}")
-    lines = [line.strip() for line in output.splitlines()]
-    return (
-        float(rps.group(1)),
-        float(p99.group(1)) * _UNIT_MS[p99.group(2)],
-        int(count.group(1)),
-        "; ".join(line for line in lines if line.startswith("Non-2xx or 3xx responses")),
-        "; ".join(line for line in lines if line.startswith("Socket errors")),
-    )
-
-
-def wrk_command(
-    args: argparse.Namespace, port: int, target: Target, duration: int | None = None
-) -> list[str]:
-    return [
-        args.wrk,
-        f"-t{args.wrk_threads}",
-        f"-c{args.connections}",
-        f"-d{duration or args.duration}s",
-        "--latency",
-        "--timeout",
-        f"{REQUEST_TIMEOUT_S:.0f}s",
-        "-H",
-        f"Host: {target.host}",
-        f"http://{LOOPBACK}:{port}{target.path}",
-    ]
-
-
-def run_wrk(args: argparse.Namespace, port: int, target: Target, duration: int) -> Result:
-    command = wrk_command(args, port, target, duration)
-    if args.verbose:
-        print("  $ " + shlex.join(command), flush=True)
-    try:
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=duration + WRK_GRACE_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"{target.name}: wrk did not finish within its time bound") from None
-    if done.returncode != 0:
-        raise BenchError(f"{target.name}: wrk failed ({done.returncode}):\n{done.stderr}")
-    rps, p99, count, errors, warnings = parse_wrk(done.stdout)
-    if args.verbose:
-        print(done.stdout, flush=True)
-    return Result(target.name, rps, p99, count, errors, warnings)
-
-
-def run_python_load(args: argparse.Namespace, port: int, target: Target, duration: int) -> Result:
-    """Fallback when wrk is absent: keep-alive http.client threads for --duration seconds.
-
-    The GIL caps it well below wrk, so its figures are only comparable with each other.
-    """
-    workers = min(args.connections, PYTHON_LOAD_MAX_THREADS)
-    deadline = time.monotonic() + duration
-    lock = threading.Lock()
-    latencies: list[float] = []
-    unexpected: list[int] = []
-    socket_errors: list[int] = []
-
-    def hammer() -> None:
-        mine: list[float] = []
-        bad = failed = 0
-        conn = http.client.HTTPConnection(LOOPBACK, port, timeout=REQUEST_TIMEOUT_S)
-        while time.monotonic() < deadline:
-            started = time.perf_counter()
-            try:
-                conn.request("GET", target.path, headers={"Host": target.host})
-                response = conn.getresponse()
-                response.read()
-            except (OSError, http.client.HTTPException):
-                failed += 1
-                conn.close()
-                conn = http.client.HTTPConnection(LOOPBACK, port, timeout=REQUEST_TIMEOUT_S)
-                continue
-            mine.append(time.perf_counter() - started)
-            bad += response.status != target.expected_status
-            if response.will_close:
-                conn.close()
-        conn.close()
-        with lock:
-            latencies.extend(mine)
-            unexpected.append(bad)
-            socket_errors.append(failed)
-
-    started = time.monotonic()
-    threads = [threading.Thread(target=hammer, daemon=True) for _ in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=duration + REQUEST_TIMEOUT_S + 5)
-    elapsed = time.monotonic() - started
-    if not latencies:
-        raise BenchError(f"{target.name}: the Python load generator completed no request")
-    latencies.sort()
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
-    errors = f"unexpected status: {sum(unexpected)}" if sum(unexpected) else ""
-    warnings = f"socket errors: {sum(socket_errors)}" if sum(socket_errors) else ""
-    return Result(target.name, len(latencies) / elapsed, p99, len(latencies), errors, warnings)
-
-
-def load(args: argparse.Namespace, port: int, target: Target, duration: int) -> Result:
-    if args.wrk:
-        return run_wrk(args, port, target, duration)
-    return run_python_load(args, port, target, duration)
 
 
 def measure(args: argparse.Namespace, server: Server, target: Target) -> Result:
@@ -409,118 +105,11 @@ def measure(args: argparse.Namespace, server: Server, target: Target) -> Result:
 
 
 # ---------------------------------------------------------------------------------------------
-# Setup
-
-
-def hermetic_env(tmp: Path, port: int, workers: int, threads: int) -> dict[str, str]:
-    """The environment both servers run with: same gunicorn settings, nothing inherited.
-
-    deploy/gunicorn.conf.py reads workers and threads from the instore config, so both servers
-    get them the same way, through INSTORE_PORTAL_WORKERS/THREADS. INSTORE_CONFIG points at an
-    empty file (the caller creates it) so neither a developer's INSTORE_* variables nor
-    /etc/instore/instore.toml leak in.
-    """
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith(INSTORE_ENV_PREFIX)
-    }
-    env.update(
-        INSTORE_CONFIG=str(tmp / EMPTY_CONFIG),
-        INSTORE_DATABASE_PATH=str(tmp / "instore.db"),
-        INSTORE_PORTAL_BIND=f"{LOOPBACK}:{port}",
-        INSTORE_PORTAL_PUBLIC_URL=f"http://{LOOPBACK}:{port}",
-        INSTORE_PORTAL_SECRET_KEY=secrets.token_urlsafe(32),
-        INSTORE_PORTAL_WORKERS=str(workers),
-        INSTORE_PORTAL_THREADS=str(threads),
-        INSTORE_HARDWARE_CLIENT_LOOKUP="demo",
-        INSTORE_LOGGING_LEVEL="WARNING",
-        PYTHONDONTWRITEBYTECODE="1",
-    )
-    return env
-
-
-def gunicorn_command(bind: str, app_uri: str) -> list[str]:
-    """Identical flags for every server; only the application differs.
-
-    Settings come from deploy/gunicorn.conf.py (worker class, workers, threads, keep-alive, no
-    access log); --bind overrides its bind and the positional app overrides its wsgi_app. Apps
-    are imported relative to the repository root, which gunicorn puts on sys.path (its chdir).
-    """
-    return [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--config",
-        str(GUNICORN_CONF),
-        "--bind",
-        bind,
-        app_uri,
-    ]
-
-
-def resolved_gunicorn_settings(env: dict[str, str], app_uri: str) -> dict[str, str]:
-    """What gunicorn itself resolves from the config file, to print and to compare servers."""
-    command = [*gunicorn_command(env["INSTORE_PORTAL_BIND"], app_uri), "--print-config"]
-    done = subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=30, check=False
-    )
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.splitlines()[-25:])
-        raise BenchError(f"gunicorn cannot load {app_uri} with {GUNICORN_CONF}:\n{tail}")
-    wanted = ("worker_class", "workers", "threads", "keepalive", "accesslog", "timeout")
-    settings = {}
-    for line in done.stdout.splitlines():
-        name, _, value = line.partition("=")
-        if name.strip() in wanted:
-            settings[name.strip()] = value.strip()
-    return settings
-
-
-def seed_authorized_client(env: dict[str, str]) -> str:
-    """A member with a live session for 127.0.0.1 and the MAC the demo lookup derives for it.
-
-    Written before the portal starts, to the file the portal will open; returns the MAC.
-    """
-    mac = DemoLookup().mac_for(LOOPBACK)
-    assert mac is not None
-    config = load_config(environ=env)  # exactly the configuration the portal will read
-    db = open_database(config.database_path, config["database"]["busy_timeout_ms"])  # migrates
-    try:
-        member = members.create_member(
-            db, display_name="Bench Shopper", password=secrets.token_urlsafe(16)
-        )
-        sessions.authorize_client(
-            db,
-            mac=mac,
-            ip=LOOPBACK,
-            member_id=member.id,
-            hours=config["portal"]["session_hours"],
-            idle_minutes=config["portal"]["idle_minutes"],
-        )
-    finally:
-        db.conn.close()
-    return mac
-
-
-def revoke_client(db_path: Path, mac: str) -> None:
-    """End the bench client's session while the portal runs (WAL: the workers see it at once)."""
-    db = open_database(db_path)
-    try:
-        if not sessions.revoke_mac(db, mac, "benchmark: unauthorized state"):
-            raise BenchError("no live session to revoke for the unauthorized measurement")
-    finally:
-        db.conn.close()
-
-
-# ---------------------------------------------------------------------------------------------
 # Report
 
 
-def machine_info(args: argparse.Namespace) -> list[str]:
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 0
-    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
+def footer_machine(args: argparse.Namespace) -> list[str]:
+    """The machine and the load generator: req/s only compare within one such footer."""
     wrk_version = "absent (Python fallback load generator)"
     if args.wrk:
         done = subprocess.run(
@@ -530,9 +119,7 @@ def machine_info(args: argparse.Namespace) -> list[str]:
     import gunicorn
 
     return [
-        f"machine: nproc={usable} (cpu_count={os.cpu_count()}), load average {load}",
-        f"         {platform.platform()}, Python {platform.python_version()}, "
-        f"gunicorn {gunicorn.__version__}",
+        *machine_info(f"gunicorn {gunicorn.__version__}"),
         f"load:    {wrk_version}; {args.wrk_threads} threads, {args.connections} connections, "
         f"{args.duration}s per target, on the same machine as the server",
     ]
@@ -656,11 +243,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM/SIGHUP unwind like Ctrl-C, so the ``finally`` blocks stop the servers."""
-    raise KeyboardInterrupt
-
-
 def check_same_settings(tmp: Path, args: argparse.Namespace) -> dict[str, str]:
     """Both apps must get identical gunicorn settings; gunicorn itself says what it resolved."""
     (tmp / EMPTY_CONFIG).touch()
@@ -723,6 +305,7 @@ def one_round(args: argparse.Namespace, tmp: Path, commands: list[str]) -> list[
 
 
 def run(args: argparse.Namespace) -> int:
+    """Check the settings match, run the rounds, print the table and the footer."""
     rounds: list[list[Result]] = []
     commands: list[str] = []
     with tempfile.TemporaryDirectory(prefix="instore-bench-") as tmp_name:
@@ -737,18 +320,21 @@ def run(args: argparse.Namespace) -> int:
     summary = summarize(rounds)
     print_table(summary, rounds)
     print()
-    for line in machine_info(args):
+    for line in footer_machine(args):
         print(line)
-    print("reproduce: " + shlex.join([sys.executable, *sys.argv]))
-    print("  by hand, in the repository root, with this environment for every server:")
+    # The secret key is random per run and the ports are picked per server: shown as such.
     shown = hermetic_env(Path("$TMP"), 0, args.workers, args.threads)
-    for name in sorted(shown):
-        if name.startswith(INSTORE_ENV_PREFIX) and name != "INSTORE_PORTAL_SECRET_KEY":
-            value = shown[name].replace(f"{LOOPBACK}:0", f"{LOOPBACK}:<port>")
-            print(f"    {name}={value}")
-    print("    INSTORE_PORTAL_SECRET_KEY=<random>")
-    for command in commands:
-        print("    " + command)
+    variables = [
+        (name, value.replace(f"{LOOPBACK}:0", f"{LOOPBACK}:<port>"))
+        for name, value in instore_variables(shown)
+        if name != SECRET_KEY_VARIABLE
+    ]
+    print_reproduce(
+        invocation(),
+        "  by hand, in the repository root, with this environment for every server:",
+        [*variables, (SECRET_KEY_VARIABLE, "<random>")],
+        commands,
+    )
     failed = [result.target for result in summary if result.errors]
     if failed:
         print(
@@ -759,17 +345,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit 0 figures printed, 1 a server failed or answered wrongly, 130 interrupted."""
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
-    try:
-        return run(args)
-    except BenchError as exc:
-        print(f"probe_throughput: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("probe_throughput: interrupted; servers stopped", file=sys.stderr)
-        return 130
+    return run_guarded("probe_throughput", lambda: run(args), interrupted="servers stopped")
 
 
 if __name__ == "__main__":
