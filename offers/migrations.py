@@ -88,6 +88,19 @@ OFFERS_MIGRATIONS: list[Migration] = [
             "CREATE INDEX decisions_member_offer ON decisions(member_id, offer_id, ts)",
         ),
     ),
+    Migration(
+        "offers",
+        2,
+        "decision log indexes for replays, budgets and the global cooldown",
+        (
+            # "Was this event already decided?" is asked once per zone event.
+            "CREATE INDEX decisions_event ON decisions(event_id)",
+            # Budgets count an offer's sends across all members; partial, as sends are the few.
+            "CREATE INDEX decisions_sent_offer ON decisions(offer_id) WHERE outcome = 'sent'",
+            # The global cooldown asks for a member's last send of any offer.
+            "CREATE INDEX decisions_sent_member ON decisions(member_id, ts) WHERE outcome = 'sent'",
+        ),
+    ),
 ]
 
 
