@@ -20,6 +20,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "presence.sources.builtin",
     "presence.plugins",
     "presence.cli",
+    "offers.cli",
 )
 
 pm = pluggy.PluginManager("instore")
