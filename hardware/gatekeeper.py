@@ -192,11 +192,13 @@ class Gatekeeper:
     def _live_sessions(self, session_ids: list[int]) -> dict[ClientKey, Wanted]:
         if not session_ids:
             return {}
-        marks = ", ".join("?" for _ in session_ids)
+        params: dict[str, Any] = {f"id{n}": session_id for n, session_id in enumerate(session_ids)}
+        params["now"] = to_iso(utcnow())
+        marks = ", ".join(f":{name}" for name in params if name != "now")
         rows = self.db.conn.execute(
             f"SELECT {_WANTED_COLUMNS} FROM sessions WHERE id IN ({marks}) "  # noqa: S608
-            f"AND revoked_at IS NULL AND expires_at > ? AND idle_deadline > ? ORDER BY id",
-            (*session_ids, to_iso(utcnow()), to_iso(utcnow())),
+            f"AND {_LIVE_WHERE} ORDER BY id",
+            params,
         ).fetchall()
         return _wanted_from_rows(rows)
 

@@ -224,7 +224,3 @@ def link_device(db: sqlite_utils.Database, mac: str, member_id: int) -> None:
              last_seen = excluded.last_seen""",
         (mac, member_id, now, now),
     )
-
-
-def set_locale(db: sqlite_utils.Database, member_id: int, locale: str) -> None:
-    db.conn.execute("UPDATE members SET locale = ? WHERE id = ?", (locale, member_id))

@@ -174,11 +174,6 @@ def revoke_mac(db: sqlite_utils.Database, mac: str, reason: str) -> list[int]:
         return _revoke_where(db, "mac = ?", (mac,), reason, utcnow())
 
 
-def revoke_member(db: sqlite_utils.Database, member_id: int, reason: str) -> list[int]:
-    with transaction(db):
-        return _revoke_where(db, "member_id = ?", (member_id,), reason, utcnow())
-
-
 def list_sessions(db: sqlite_utils.Database, include_ended: bool = False) -> list[dict[str, Any]]:
     """Sessions with the member's name, newest first; live ones only unless asked."""
     now = to_iso(utcnow())

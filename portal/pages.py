@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from instore import members
+from instore import members, sessions
 from instore.clock import from_iso
 from portal.clients import current_session
 from portal.continue_url import continue_host, safe_continue
@@ -35,7 +35,7 @@ def online() -> Response | str:
     return render_template(
         "captive/online.html",
         session=session,
-        member=shopping_member(),
+        member=shopping_member(session),
         ends=from_iso(session.expires_at),
         continue_url=continue_url,
         continue_host=continue_host(continue_url),
@@ -43,7 +43,7 @@ def online() -> Response | str:
     )
 
 
-def shopping_member() -> members.Member | None:
+def shopping_member(session: sessions.ClientSession | None) -> members.Member | None:
     """The signed-in member, else the member whose phone this WiFi session belongs to.
 
     The OS captive sheet keeps its cookies to itself: when the shopper later opens the store page
@@ -54,7 +54,6 @@ def shopping_member() -> members.Member | None:
     if current_user.is_authenticated:
         member: members.Member = current_user.member
         return member
-    session = current_session()
     if session is None or session.member_id is None:
         return None
     return members.get_member(get_db(), session.member_id)
@@ -63,7 +62,8 @@ def shopping_member() -> members.Member | None:
 @bp.route("/store")
 def store() -> Response | str:
     """The member's page for this store while they shop."""
-    member = shopping_member()
+    session = current_session()
+    member = shopping_member(session)
     if member is None:
         return redirect(url_for("account.signin"))
     consents = members.current_consents(get_db(), member.id)
@@ -71,7 +71,7 @@ def store() -> Response | str:
         "captive/store.html",
         member=member,
         location_on=consents.get("location", {}).get("granted", False),
-        online=current_session() is not None,
+        online=session is not None,
     )
 
 

@@ -20,6 +20,14 @@ def token_key(config: Any) -> bytes:
     return stored_secret(config.var_dir, TOKEN_KEY_FILE, config["presence"]["token_key"]).encode()
 
 
+def _identifier(config: Any) -> tuple[Any, Identifier]:
+    """The database and an identifier that knows today's consenting members."""
+    db = open_database(config.database_path, config["database"]["busy_timeout_ms"])
+    identifier = Identifier(db)
+    identifier.refresh_members()
+    return db, identifier
+
+
 @hookimpl
 def presence_source(name: str, config: Any) -> Any:
     """Return the "sim" or "ble" source built from ``[presence]``, else None."""
@@ -27,9 +35,7 @@ def presence_source(name: str, config: Any) -> Any:
     if name == "sim":
         from presence.sources.sim import create_sim_source
 
-        db = open_database(config.database_path, config["database"]["busy_timeout_ms"])
-        identifier = Identifier(db)
-        identifier.refresh_members()
+        db, identifier = _identifier(config)
         return create_sim_source(
             db,
             shoppers=presence["sim_shoppers"],
@@ -41,9 +47,7 @@ def presence_source(name: str, config: Any) -> Any:
         from presence.ble import TokenResolver
         from presence.sources.ble import create_ble_source
 
-        db = open_database(config.database_path, config["database"]["busy_timeout_ms"])
-        identifier = Identifier(db)
-        identifier.refresh_members()
+        db, identifier = _identifier(config)
         resolver = TokenResolver(token_key(config), identifier.consenting_member_ids())
         db.conn.close()
         return create_ble_source(

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from instore.config import Config
+from instore.config import Config, load_config
 from instore.plugins import pm
 from presence.dot11 import LINKTYPE_IEEE802_11_RADIOTAP
 from presence.observation import WIFI_DATA, WIFI_PROBE, Observation
@@ -136,7 +136,14 @@ def test_replay_refuses_bad_files_and_speeds_at_once(tmp_path: Path) -> None:
 
 
 def presence_config(**values: Any) -> Config:
-    return Config(sections={"presence": values})
+    """The real configuration, with these [presence] settings given as a box's environment."""
+    environ = {
+        f"INSTORE_PRESENCE_{key.upper()}": ",".join(value)
+        if isinstance(value, list)
+        else str(value)
+        for key, value in values.items()
+    }
+    return load_config(environ=environ)
 
 
 def test_builtin_hook_builds_sources_from_presence_settings(tmp_path: Path) -> None:
@@ -166,7 +173,7 @@ def test_builtin_hook_builds_sources_from_presence_settings(tmp_path: Path) -> N
             pm.unregister(builtin)
 
 
-def test_builtin_hook_defaults_without_a_presence_section(config: Config) -> None:
+def test_builtin_hook_with_the_default_presence_settings(config: Config) -> None:
     wifi = builtin.presence_source("wifi", config)
     assert (wifi.interface, wifi.sensor_id, wifi.bpf_filter) == ("wlan0mon", "wifi-1", "type mgt")
     with pytest.raises(ValueError, match="replay_file"):
