@@ -23,6 +23,8 @@ BOX_CONFIG_PATH = Path("/etc/instore/instore.toml")
 # Every section and key the product reads, with its default. The default's type is the key's type.
 DEFAULTS: dict[str, dict[str, Any]] = {
     "store": {
+        # Short code printed in redemption codes; a till refuses another store's codes by it.
+        "id": "S001",
         "name": "Demo Store",
         "timezone": "UTC",
         # Shown on the venue-info page (RFC 8908 venue-info-url).
@@ -106,6 +108,24 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # How much faster than real time the simulated shoppers walk (the demo uses 1).
         "sim_speed": 1,
         "sim_seed": 0,
+    },
+    "offers": {
+        # At most one push per member this often, across every offer (issue: "global caps").
+        "global_cooldown_seconds": 900,
+        # Friend-in-store: the same pair of friends is noted at most once this often.
+        "friend_cooldown_seconds": 3600,
+        # Friend notes respect these store-local quiet hours ("HH:MM-HH:MM"; empty: none).
+        "friend_quiet_hours": "",
+        # A sent offer's code can be redeemed this long after it was sent.
+        "code_valid_hours": 72,
+        # A redemption or purchase counts towards an offer's lift this long after the decision.
+        "attribution_hours": 168,
+        # The worker wakes on any database commit; this is its longest sleep between checks.
+        "poll_ms": 1000,
+        # Web Push: the contact push services may use if our pushes misbehave (RFC 8292 "sub").
+        "vapid_subject": "mailto:it@example.com",
+        # Till requests per minute per API key; a till scans a few codes a minute at most.
+        "till_limit": "60 per minute",
     },
     "logging": {
         "level": "INFO",

@@ -43,6 +43,16 @@ def presence_source(name: str, config: Config) -> Any:
 
 
 @hookspec
+def delivery_channels(config: Config) -> list[Any]:
+    """Return this plug-in's delivery channels (``offers.channels.Channel``), or an empty list.
+
+    The offers worker hands every new notification to each channel; the live feed needs none,
+    as the portal streams the notifications table itself.
+    """
+    raise NotImplementedError
+
+
+@hookspec
 def register_commands(cli: Any) -> None:
     """Add click commands or groups to the ``instore`` CLI (a package's own subcommands)."""
     raise NotImplementedError

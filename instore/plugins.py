@@ -14,6 +14,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "hardware.migrations",
     "presence.migrations",
     "offers.migrations",
+    "community.migrations",
     "hardware.gateway",
     "hardware.clients",
     "hardware.cli",

@@ -138,7 +138,8 @@ _COLUMNS = "id, ts, member_id, offer_id, event_id, variant, outcome, reason"
 def decisions_for_event(db: sqlite_utils.Database, event_id: int) -> list[Decision]:
     """The decisions already logged for an event, in the order they were made."""
     rows = db.conn.execute(
-        f"SELECT {_COLUMNS} FROM decisions WHERE event_id = ? ORDER BY id",  # noqa: S608
+        f"""SELECT {_COLUMNS} FROM decisions
+            WHERE event_id = ? AND offer_id IS NOT NULL ORDER BY id""",  # noqa: S608
         (event_id,),
     ).fetchall()
     return [_row_to_decision(row) for row in rows]

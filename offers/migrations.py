@@ -23,7 +23,18 @@ DECISION_OUTCOMES: tuple[str, ...] = (
     "lower_priority",
 )
 
+# Friend-in-store notes share the decision log; these are the refusals only a friend note has.
+FRIEND_OUTCOMES: tuple[str, ...] = ("not_visible", "ghost_mode", "blocked")
+# What a notification is about: an offer, or a friend who came into the store.
+NOTIFICATION_KINDS: tuple[str, ...] = ("offer", "friend")
+# How one channel's attempt at one notification ended; "gone" is a subscription the push service
+# says no longer exists (HTTP 404/410), which is then removed.
+DELIVERY_STATUSES: tuple[str, ...] = ("sent", "failed", "gone")
+
 _OUTCOMES_SQL = ", ".join(f"'{outcome}'" for outcome in DECISION_OUTCOMES)
+_ALL_OUTCOMES_SQL = ", ".join(f"'{o}'" for o in DECISION_OUTCOMES + FRIEND_OUTCOMES)
+_KINDS_SQL = ", ".join(f"'{kind}'" for kind in NOTIFICATION_KINDS)
+_STATUSES_SQL = ", ".join(f"'{status}'" for status in DELIVERY_STATUSES)
 
 OFFERS_MIGRATIONS: list[Migration] = [
     Migration(
@@ -99,6 +110,128 @@ OFFERS_MIGRATIONS: list[Migration] = [
             "CREATE INDEX decisions_sent_offer ON decisions(offer_id) WHERE outcome = 'sent'",
             # The global cooldown asks for a member's last send of any offer.
             "CREATE INDEX decisions_sent_member ON decisions(member_id, ts) WHERE outcome = 'sent'",
+        ),
+    ),
+    Migration(
+        "offers",
+        3,
+        "friend notes in the decision log; notifications, deliveries, push subscriptions, "
+        "visits, tills, redemptions and purchases",
+        (
+            # SQLite cannot relax NOT NULL in place: rebuild decisions so a row is about an offer
+            # or about a friend (the member whose arrival is noted), never both, never neither.
+            f"""CREATE TABLE decisions_v3 (
+                id INTEGER PRIMARY KEY,
+                ts TEXT NOT NULL,
+                member_id INTEGER NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+                offer_id INTEGER REFERENCES offers(id) ON DELETE CASCADE,
+                friend_id INTEGER REFERENCES members(id) ON DELETE CASCADE,
+                event_id INTEGER,
+                variant TEXT,
+                outcome TEXT NOT NULL CHECK (outcome IN ({_ALL_OUTCOMES_SQL})),
+                reason TEXT NOT NULL DEFAULT '',
+                CHECK ((offer_id IS NULL) != (friend_id IS NULL))
+            )""",
+            """INSERT INTO decisions_v3 (id, ts, member_id, offer_id, event_id, variant, outcome,
+                                        reason)
+               SELECT id, ts, member_id, offer_id, event_id, variant, outcome, reason
+               FROM decisions""",
+            "DROP TABLE decisions",
+            "ALTER TABLE decisions_v3 RENAME TO decisions",
+            "CREATE INDEX decisions_member_offer ON decisions(member_id, offer_id, ts)",
+            "CREATE INDEX decisions_event ON decisions(event_id)",
+            "CREATE INDEX decisions_sent_offer ON decisions(offer_id) WHERE outcome = 'sent'",
+            "CREATE INDEX decisions_sent_member ON decisions(member_id, ts) WHERE outcome = 'sent'",
+            # The per-pair cooldown asks when this friend was last noted to this member.
+            """CREATE INDEX decisions_sent_friend ON decisions(member_id, friend_id, ts)
+               WHERE outcome = 'sent' AND friend_id IS NOT NULL""",
+            # What a member's phone shows. AUTOINCREMENT: the id is the SSE event id a phone
+            # resumes from (Last-Event-ID), so an id must never be reused after an erasure.
+            # title/body are rendered once, in the member's language, when the decision is made.
+            f"""CREATE TABLE notifications (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                ts TEXT NOT NULL,
+                member_id INTEGER NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+                kind TEXT NOT NULL CHECK (kind IN ({_KINDS_SQL})),
+                decision_id INTEGER UNIQUE REFERENCES decisions(id) ON DELETE SET NULL,
+                offer_id INTEGER REFERENCES offers(id) ON DELETE SET NULL,
+                variant TEXT,
+                title TEXT NOT NULL,
+                body TEXT NOT NULL DEFAULT '',
+                data TEXT NOT NULL DEFAULT '{{}}',
+                price_cents INTEGER,
+                code TEXT UNIQUE,
+                expires_at TEXT,
+                opened_at TEXT
+            )""",
+            "CREATE INDEX notifications_member ON notifications(member_id, id)",
+            # One row per channel attempt, so a worker restart does not push twice and a manager
+            # can see what reached a phone.
+            f"""CREATE TABLE deliveries (
+                id INTEGER PRIMARY KEY,
+                notification_id INTEGER NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,
+                channel TEXT NOT NULL,
+                target TEXT NOT NULL DEFAULT '',
+                ts TEXT NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ({_STATUSES_SQL})),
+                detail TEXT NOT NULL DEFAULT '',
+                UNIQUE (notification_id, channel, target)
+            )""",
+            # A browser's Web Push subscription (the PushSubscription JSON, split up).
+            """CREATE TABLE push_subscriptions (
+                id INTEGER PRIMARY KEY,
+                member_id INTEGER NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+                endpoint TEXT NOT NULL UNIQUE,
+                p256dh TEXT NOT NULL,
+                auth TEXT NOT NULL,
+                user_agent TEXT NOT NULL DEFAULT '',
+                created_at TEXT NOT NULL,
+                last_success_at TEXT,
+                failures INTEGER NOT NULL DEFAULT 0
+            )""",
+            "CREATE INDEX push_subscriptions_member ON push_subscriptions(member_id)",
+            # A member's visits, one per store_enter event: visits, is_new, days since the last
+            # visit and the revisit trigger all count these rows.
+            """CREATE TABLE visits (
+                id INTEGER PRIMARY KEY,
+                member_id INTEGER NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+                event_id INTEGER NOT NULL UNIQUE,
+                ts TEXT NOT NULL
+            )""",
+            "CREATE INDEX visits_member ON visits(member_id, ts)",
+            # A till's API key is stored hashed (SHA-256 of a long random key): a copied database
+            # does not give away working keys.
+            """CREATE TABLE tills (
+                id INTEGER PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,
+                key_hash TEXT NOT NULL UNIQUE,
+                created_at TEXT NOT NULL,
+                revoked_at TEXT
+            )""",
+            # Keyed by code, not notification: a member's erasure removes the notification but
+            # the redemption still counts against the offer's budget (without the member).
+            """CREATE TABLE redemptions (
+                id INTEGER PRIMARY KEY,
+                code TEXT NOT NULL UNIQUE,
+                notification_id INTEGER REFERENCES notifications(id) ON DELETE SET NULL,
+                offer_id INTEGER REFERENCES offers(id) ON DELETE SET NULL,
+                member_id INTEGER REFERENCES members(id) ON DELETE SET NULL,
+                till_id INTEGER NOT NULL REFERENCES tills(id),
+                ts TEXT NOT NULL,
+                discount_cents INTEGER NOT NULL DEFAULT 0 CHECK (discount_cents >= 0)
+            )""",
+            "CREATE INDEX redemptions_offer ON redemptions(offer_id)",
+            # A loyalty purchase scanned at a till (no code): how the holdout group's buying is
+            # seen, so lift compares like with like.
+            """CREATE TABLE purchases (
+                id INTEGER PRIMARY KEY,
+                member_id INTEGER NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+                product TEXT NOT NULL,
+                till_id INTEGER NOT NULL REFERENCES tills(id),
+                ts TEXT NOT NULL,
+                amount_cents INTEGER NOT NULL DEFAULT 0 CHECK (amount_cents >= 0)
+            )""",
+            "CREATE INDEX purchases_member ON purchases(member_id, product, ts)",
         ),
     ),
 ]
