@@ -161,6 +161,7 @@ def demo(bind: str, reset: bool) -> None:
     # No root and no radios: the in-memory gateway and MACs derived from IPs.
     os.environ["INSTORE_GATEWAY_BACKEND"] = "memory"
     os.environ["INSTORE_HARDWARE_CLIENT_LOOKUP"] = "demo"
+    os.environ["INSTORE_PORTAL_DEMO_CONTROLS"] = "true"
     os.environ.setdefault(
         "INSTORE_GATEWAY_NUDGE_SOCKET", str(Path(DEMO_DATABASE).parent / "gk.sock")
     )

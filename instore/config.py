@@ -61,6 +61,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "ratelimit_storage": "memory://",
         "login_limit": "10 per minute;50 per hour",
         "signup_limit": "5 per minute;30 per hour",
+        # The demo's extra controls (e.g. "walk my phone to zone…"); never on a real box.
+        "demo_controls": False,
     },
     "gateway": {
         # "memory" for the demo and tests, "nftables" on a box.
