@@ -162,6 +162,9 @@ def demo(bind: str, reset: bool) -> None:
     os.environ["INSTORE_GATEWAY_BACKEND"] = "memory"
     os.environ["INSTORE_HARDWARE_CLIENT_LOOKUP"] = "demo"
     os.environ["INSTORE_PORTAL_DEMO_CONTROLS"] = "true"
+    # A demo visitor should see more than one offer in their first minutes.
+    os.environ.setdefault("INSTORE_OFFERS_GLOBAL_COOLDOWN_SECONDS", "60")
+    os.environ.setdefault("INSTORE_OFFERS_FRIEND_COOLDOWN_SECONDS", "300")
     os.environ.setdefault(
         "INSTORE_GATEWAY_NUDGE_SOCKET", str(Path(DEMO_DATABASE).parent / "gk.sock")
     )
@@ -178,6 +181,9 @@ def demo(bind: str, reset: bool) -> None:
     from presence.floorplan_demo import seed_demo_floorplan
 
     seed_demo_floorplan(database)
+    from offers.demo import seed_demo_offers
+
+    seed_demo_offers(database, config["portal"]["terms_version"])
     click.echo(f"\ninstore demo: {config['store']['name']} at http://{bind}\n")
     click.echo(f"  {'ROLE':<9} {'SIGN IN WITH':<20} {'PASSWORD':<18} LOYALTY NUMBER")
     for account, loyalty in accounts:
@@ -193,6 +199,7 @@ def demo(bind: str, reset: bool) -> None:
                 "portal": _gunicorn_command(GUNICORN_CONF),
                 "gatekeeper": [*instore, "gatekeeper"],
                 "presence": [*instore, "presence", "run", "--source", "sim"],
+                "offers": [*instore, "offers", "run"],
             }
         )
     )

@@ -68,6 +68,28 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     db.conn.execute("COMMIT")
 
 
+@contextmanager
+def atomic(db: sqlite_utils.Database, name: str = "instore_atomic") -> Iterator[None]:
+    """One write transaction, or a savepoint named ``name`` inside the caller's.
+
+    Engines that are called both on their own (tests, the CLI) and from ``events.consume`` (which
+    wraps a handler and its cursor advance in one transaction) use this, so their writes are
+    all-or-nothing either way.
+    """
+    if not db.conn.in_transaction:
+        with transaction(db):
+            yield
+        return
+    db.conn.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        db.conn.execute(f"ROLLBACK TO {name}")
+        db.conn.execute(f"RELEASE {name}")
+        raise
+    db.conn.execute(f"RELEASE {name}")
+
+
 def all_migrations() -> list[Migration]:
     """Every package's steps, from the plug-in hooks, in the order they must run."""
     from instore.plugins import pm

@@ -22,6 +22,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "presence.plugins",
     "presence.cli",
     "offers.cli",
+    "offers.plugins",
+    "offers.cli_worker",
 )
 
 pm = pluggy.PluginManager("instore")

@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,7 +39,7 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from instore.clock import from_iso, to_iso
-from instore.db import transaction
+from instore.db import atomic
 from instore.events import Event
 from instore.members import current_consents, get_member
 from offers import audience, experiments
@@ -49,8 +48,9 @@ from offers.schedule import Refusal, check_schedule
 
 logger = logging.getLogger(__name__)
 
-# The events that can trigger an offer here; ``revisit`` needs visit history and is not one yet.
-EVENT_KINDS: tuple[str, ...] = ("zone_enter", "zone_dwell", "portal_login")
+# The events that can trigger an offer. The worker turns a member's ``store_enter`` into a
+# ``revisit`` event carrying their recent arrival times, and ``portal.login`` into ``portal_login``.
+EVENT_KINDS: tuple[str, ...] = ("zone_enter", "zone_dwell", "revisit", "portal_login")
 # Triggers that use where the member is in the store, and so need location consent.
 ZONE_TRIGGERS: frozenset[str] = frozenset({"zone_enter", "zone_dwell"})
 # presence's zone_dwell fires once after its dwell threshold and carries no duration (yet); this
@@ -107,24 +107,22 @@ def is_triggered(offer: Offer, event: Event) -> bool:
     if offer.trigger_kind == "zone_dwell":
         dwelt = event.payload.get("dwell_seconds", DEFAULT_DWELL_SECONDS)
         return bool(dwelt >= offer.trigger_params["seconds"])
+    if offer.trigger_kind == "revisit":
+        return (
+            revisits_in_window(event, offer.trigger_params["window_seconds"])
+            >= (offer.trigger_params["count"])
+        )
     return True
 
 
-@contextmanager
-def _atomic(db: sqlite_utils.Database) -> Iterator[None]:
-    """One write transaction, or a savepoint inside the caller's (``events.consume`` opens one)."""
-    if not db.conn.in_transaction:
-        with transaction(db):
-            yield
-        return
-    db.conn.execute("SAVEPOINT offers_decide")
-    try:
-        yield
-    except BaseException:
-        db.conn.execute("ROLLBACK TO offers_decide")
-        db.conn.execute("RELEASE offers_decide")
-        raise
-    db.conn.execute("RELEASE offers_decide")
+def revisits_in_window(event: Event, window_seconds: int) -> int:
+    """How many of the member's arrivals (this one included) fall within the window before it.
+
+    A ``revisit`` event carries ``visit_times`` (UTC ISO, this arrival last) and ``ts``.
+    """
+    arrived = from_iso(event.payload.get("ts") or event.ts)
+    since = arrived - timedelta(seconds=window_seconds)
+    return sum(1 for text in event.payload.get("visit_times", ()) if since < from_iso(text))
 
 
 def _row_to_decision(row: sqlite3.Row | tuple[Any, ...]) -> Decision:
@@ -275,7 +273,7 @@ def decide(
     for offer in offers:
         if offer.id is None:
             raise ValueError(f"offer {offer.name!r} must be saved before it can be decided on")
-    with _atomic(db):
+    with atomic(db, "offers_decide"):
         # Checked inside the write transaction, so two workers cannot both decide one event.
         existing = decisions_for_event(db, event.id)
         if existing:
