@@ -17,6 +17,7 @@ import hmac
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +29,13 @@ from presence.observation import Observation, is_randomized
 log = logging.getLogger(__name__)
 
 WALL_TIME = time.time  # the seam tests patch to cross midnight
-MEMBER_REFRESH_SECONDS = 30.0  # a new sign-in or consent change is picked up within this
+MONOTONIC_TIME: Callable[[], float] = time.monotonic  # the seam tests patch to move time
+# A full reload of linked MACs and consents this often: it also catches what the quick check
+# below cannot see (a MAC re-linked to another member, an erased member's devices).
+MEMBER_REFRESH_SECONDS = 30.0
+# A phone linked or a consent given is noticed within this: one query reading two maximum ids,
+# so a shopper who just signed in is recognised in seconds (the demo walks their phone at once).
+MEMBER_CHANGE_CHECK_SECONDS = 1.0
 HASH_HEX_CHARS = 16  # 64 bits: no collisions among a day's few thousand devices, short on disk
 SALT_BYTES = 32
 
@@ -65,6 +72,8 @@ class Identifier:
         self._member_macs: dict[str, int] = {}
         self._consenting: frozenset[int] = frozenset()
         self._loaded_at = float("-inf")
+        self._checked_at = float("-inf")
+        self._members_stamp: tuple[int | None, int | None] = (None, None)
         # BLE token resolvers to keep in step with who consents (see ``refresh_members``).
         self.token_resolvers: list[Any] = []
 
@@ -97,8 +106,18 @@ class Identifier:
         return "h:" + digest[:HASH_HEX_CHARS]
 
     # -- members ----------------------------------------------------------------------------
+    def _read_members_stamp(self) -> tuple[int | None, int | None]:
+        """The newest device row and consent id: linking a phone or recording a consent moves
+        one of them, and both are read from the end of an index without scanning anything."""
+        row = self.db.conn.execute(
+            "SELECT (SELECT MAX(rowid) FROM devices), (SELECT MAX(id) FROM consents)"
+        ).fetchone()
+        return (row[0], row[1])
+
     def refresh_members(self) -> None:
         """Reload linked MACs and who currently consents to location use."""
+        # Read first: a change landing during the reload shows up as a new stamp next check.
+        self._members_stamp = self._read_members_stamp()
         self._consenting = frozenset(
             row[0]
             for row in self.db.conn.execute(
@@ -113,7 +132,7 @@ class Identifier:
             for mac, member_id in self.db.conn.execute("SELECT mac, member_id FROM devices")
             if member_id in self._consenting
         }
-        self._loaded_at = time.monotonic()
+        self._loaded_at = self._checked_at = MONOTONIC_TIME()
         for resolver in self.token_resolvers:
             resolver.set_members(self.consenting_member_ids())
 
@@ -131,8 +150,13 @@ class Identifier:
 
     def identify(self, obs: Observation) -> Identity:
         """The identity for one observation. Never returns or stores a raw non-member MAC."""
-        if time.monotonic() - self._loaded_at > MEMBER_REFRESH_SECONDS:
+        now = MONOTONIC_TIME()
+        if now - self._loaded_at > MEMBER_REFRESH_SECONDS:
             self.refresh_members()
+        elif now - self._checked_at >= MEMBER_CHANGE_CHECK_SECONDS:
+            self._checked_at = now
+            if self._read_members_stamp() != self._members_stamp:
+                self.refresh_members()
         loyalty = (obs.payload.get("decoded") or {}).get("loyalty") or {}
         token_member = _member_id(loyalty.get("member_id"))
         if token_member is not None and token_member in self._consenting:

@@ -88,6 +88,25 @@ PRESENCE_MIGRATIONS: list[Migration] = [
             )""",
         ),
     ),
+    Migration(
+        "presence",
+        4,
+        "the demo's walk-my-phone requests",
+        (
+            # The portal's demo control asks the simulator to walk a member's phone to a zone
+            # (presence.walks); the sim marks a row taken, with what became of it.
+            """CREATE TABLE sim_walks (
+                id INTEGER PRIMARY KEY,
+                member_id INTEGER NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+                zone_id INTEGER NOT NULL REFERENCES zones(id) ON DELETE CASCADE,
+                requested_at TEXT NOT NULL,
+                taken_at TEXT,
+                outcome TEXT
+            )""",
+            # The sim asks "anything pending?" every second: only pending rows are indexed.
+            "CREATE INDEX sim_walks_pending ON sim_walks(id) WHERE taken_at IS NULL",
+        ),
+    ),
 ]
 
 

@@ -4,6 +4,7 @@ Each shopper carries a phone that transmits every couple of seconds; every senso
 frame reports an RSSI from log-distance path loss plus Gaussian scatter, so the estimator faces
 the same noise it meets on a real floor. Shoppers follow a ``Walk`` (timed waypoints): scripted
 ones for tests, generated ones (door → a few zones with a dwell in each → door) for the demo.
+``walk_to`` reroutes a phone on request: the demo's "walk my phone to zone…" (presence.walks).
 
 Everything random comes from one seeded ``random.Random``, so a seed reproduces a run exactly.
 Time here is simulation seconds from 0; observations carry ``start_wall + t`` as their timestamp.
@@ -35,6 +36,15 @@ DWELL_S = (20.0, 180.0)  # time spent looking at one department
 ZONES_PER_VISIT = (1, 4)
 ARRIVAL_WINDOW_S = 60.0  # the first population arrives spread over this, not all at once
 RETURN_GAP_S = 20.0  # mean gap before a departed shopper is replaced (exponential)
+# A phone walked on request heads for the zone on purpose: the brisk end of browsing pace.
+REQUESTED_WALK_SPEED_MPS = 1.3
+# ...and stays there this long: past the dwell threshold (60 s in the shipped config) plus the
+# estimator's ~10-20 s to settle, with time left to read the offer that arrives.
+REQUESTED_HOLD_S = 180.0
+# Where in the zone it stands: this far in from the zone's edges, so the nearest sensor is
+# clearly the zone's own and the estimator does not hesitate between two zones.
+REQUESTED_MARGIN_M = 2.0
+ZONES_AFTER_REQUESTED_WALK = (0, 2)  # then it browses a little more (or not) and leaves
 SIM_OUI = "ac:de:48"  # IEEE "private" OUI, globally administered so identity tracks it by hash
 # Information elements of a typical probe request, for sources of WIFI_PROBE payloads.
 _PROBE_IES: tuple[int, ...] = (0, 1, 50, 3, 45, 127, 191, 221)
@@ -94,12 +104,19 @@ class Walk:
 
 @dataclass(slots=True)
 class SimShopper:
-    """A phone on a walk. ``member`` shoppers send data frames from a linked MAC, others probe."""
+    """A phone on a walk. ``member`` shoppers send data frames from a linked MAC, others probe.
+
+    ``returns``: with a population, comes back after leaving (a phone added by a walk request
+    does not, so requests do not grow the crowd). ``generation`` changes when the walk is
+    replaced, which voids transmissions queued for the old one.
+    """
 
     address: str
     walk: Walk
     member: bool = False
     seq: int = 0
+    returns: bool = True
+    generation: int = 0
 
 
 def sim_mac(number: int) -> str:
@@ -108,9 +125,11 @@ def sim_mac(number: int) -> str:
 
 
 def random_point_in(zone: Zone, rng: random.Random, margin: float = 1.0) -> Point:
-    """A uniformly random spot in the zone, ``margin`` metres in from its bounding box."""
+    """A uniformly random spot in the zone, ``margin`` metres in from its bounding box (less in a
+    narrow zone, so the spot is still inside it)."""
     xs = [x for x, _ in zone.polygon]
     ys = [y for _, y in zone.polygon]
+    margin = min(margin, (max(xs) - min(xs)) / 4, (max(ys) - min(ys)) / 4)
     for _ in range(1000):
         x = rng.uniform(min(xs) + margin, max(xs) - margin)
         y = rng.uniform(min(ys) + margin, max(ys) - margin)
@@ -119,14 +138,21 @@ def random_point_in(zone: Zone, rng: random.Random, margin: float = 1.0) -> Poin
     return zone.polygon[0]  # a sliver of a zone: its first corner will do
 
 
+def browsing_stops(
+    plan: FloorPlan, rng: random.Random, zones_per_visit: tuple[int, int] = ZONES_PER_VISIT
+) -> list[tuple[Point, float]]:
+    """A dwell somewhere in each of a few random zones: ``[(position, pause_s), …]``."""
+    zones = sorted(plan.zones.values(), key=lambda z: z.id)
+    count = rng.randint(*zones_per_visit)
+    return [
+        (random_point_in(zone, rng), rng.uniform(*DWELL_S))
+        for zone in rng.sample(zones, min(count, len(zones)))
+    ]
+
+
 def random_walk(plan: FloorPlan, rng: random.Random, start: float, door: Point = DOOR) -> Walk:
     """A visit: in through the door, a dwell in 1-4 random zones, out through the door."""
-    zones = sorted(plan.zones.values(), key=lambda z: z.id)
-    count = rng.randint(*ZONES_PER_VISIT)
-    stops: list[tuple[Point, float]] = [(door, 0.0)]
-    for zone in rng.sample(zones, min(count, len(zones))):
-        stops.append((random_point_in(zone, rng), rng.uniform(*DWELL_S)))
-    stops.append((door, 0.0))
+    stops = [(door, 0.0), *browsing_stops(plan, rng), (door, 0.0)]
     return Walk.route(start, stops, speed=rng.uniform(*WALK_SPEED_MPS))
 
 
@@ -171,7 +197,7 @@ class Simulation:
         # Reproducible noise and walks, not secrets.
         self.rng = random.Random(self.seed)  # noqa: S311
         self._made = 0
-        self._queue: list[tuple[float, int, SimShopper]] = []
+        self._queue: list[tuple[float, int, SimShopper, int]] = []
         self._order = 0
         for shopper in self.shoppers:
             self._schedule(shopper, shopper.walk.start)
@@ -182,7 +208,7 @@ class Simulation:
 
     def _schedule(self, shopper: SimShopper, at: float) -> None:
         self._order += 1
-        heapq.heappush(self._queue, (at, self._order, shopper))
+        heapq.heappush(self._queue, (at, self._order, shopper, shopper.generation))
 
     def _spawn(self, arrival: float, member_mac: str | None) -> None:
         if member_mac is None:
@@ -217,7 +243,9 @@ class Simulation:
     def run_until(self, until: float) -> Iterator[Observation]:
         """Every observation from now up to ``until`` (simulation seconds), oldest first."""
         while self._queue and self._queue[0][0] <= until:
-            t, _, shopper = heapq.heappop(self._queue)
+            t, _, shopper, generation = heapq.heappop(self._queue)
+            if generation != shopper.generation:
+                continue  # queued for a walk that was replaced since
             self.time = t
             yield from self._observations(shopper, t)
             if t + self.tx_interval * (1 - TX_JITTER) <= shopper.walk.end:
@@ -225,9 +253,43 @@ class Simulation:
                 self._schedule(shopper, t + self.tx_interval + jitter)
             elif self.population:
                 self.shoppers.remove(shopper)
-                gap = self.rng.expovariate(1.0 / RETURN_GAP_S)
-                self._spawn(shopper.walk.end + gap, shopper.address if shopper.member else None)
+                if shopper.returns:
+                    gap = self.rng.expovariate(1.0 / RETURN_GAP_S)
+                    self._spawn(shopper.walk.end + gap, shopper.address if shopper.member else None)
         self.time = max(self.time, until)
+
+    def walk_to(
+        self, addresses: Sequence[str], zone_id: int, hold: float = REQUESTED_HOLD_S
+    ) -> list[str]:
+        """Send these phones, from where they are now (or from the door), to a random spot in the
+        zone; they stay ``hold`` seconds, browse a little more and leave. Returns the addresses
+        walked: those the simulation has, else a new member phone with the first address. None
+        when the zone is not on this plan or there is no address.
+        """
+        zone = self.plan.zones.get(zone_id)
+        if zone is None or not addresses:
+            return []
+        wanted = {address.lower() for address in addresses}
+        phones = [s for s in self.shoppers if s.address.lower() in wanted]
+        if not phones:
+            # A phone the simulation never had (a member who signed up during the demo): it
+            # comes in through the door for this walk only.
+            arrival = Walk.through([(self.time, DOOR)])
+            phones = [SimShopper(addresses[0], arrival, member=True, returns=False)]
+            self.shoppers.extend(phones)
+        for shopper in phones:
+            here = shopper.walk.position(self.time) or DOOR
+            target = random_point_in(zone, self.rng, margin=REQUESTED_MARGIN_M)
+            stops = [
+                (here, 0.0),
+                (target, hold),
+                *browsing_stops(self.plan, self.rng, ZONES_AFTER_REQUESTED_WALK),
+                (DOOR, 0.0),
+            ]
+            shopper.walk = Walk.route(self.time, stops, speed=REQUESTED_WALK_SPEED_MPS)
+            shopper.generation += 1
+            self._schedule(shopper, self.time)  # the phone is heard at once, on its new walk
+        return [shopper.address for shopper in phones]
 
     def position_of(self, address: str) -> Point | None:
         shopper = next((s for s in self.shoppers if s.address == address), None)
