@@ -8,7 +8,8 @@ For an event, every live offer whose trigger and zones match is evaluated and ge
    use where the member is in the store. ``portal_login`` offers need marketing only.
 2. ``out_of_schedule`` / ``quiet_hours``: validity dates, store hours, quiet hours (local time).
 3. ``not_in_audience``: the offer's audience expression over the member's attributes.
-4. ``budget_spent``: ``max_issued`` sends of the offer, to anyone, have gone out.
+4. ``budget_spent``: ``max_issued`` sends of the offer, to anyone, have gone out, or the tills
+   have redeemed ``max_redeemed`` codes or given ``max_discount_cents`` away.
 5. ``capped``: ``per_member_cap`` sends to this member within the last ``cap_window_seconds``.
 6. ``cooldown``: the offer's own cooldown for this member, then the global one push per member
    per ``global_cooldown_seconds`` across all offers.
@@ -20,7 +21,7 @@ A member held out of an offer still gets the next one: the holdout measures "wit
 
 Counts and times come from the ``sent`` rows of the decision log itself, so caps, cooldowns and
 budgets need no second table that could disagree with it. Redemption budgets (``max_redeemed``,
-``max_discount_cents``) need redemptions, which are not recorded yet, and are not checked here.
+``max_discount_cents``) count the ``redemptions`` the tills recorded (``offers.redemption``).
 
 Idempotent by event id: the outbox delivers at least once, so an event that already has decisions
 gets those decisions back and nothing is written or sent again.
@@ -44,6 +45,7 @@ from instore.events import Event
 from instore.members import current_consents, get_member
 from offers import audience, experiments
 from offers.model import Offer, get_offer
+from offers.redemption import redeemed_totals
 from offers.schedule import Refusal, check_schedule
 
 logger = logging.getLogger(__name__)
@@ -200,6 +202,15 @@ def _refusal(
         return "not_in_audience", f"the member is not in the audience: {offer.audience}"
     if offer.max_issued is not None and _sent_count(db, offer.id) >= offer.max_issued:
         return "budget_spent", f"all {offer.max_issued} issues of this offer have gone out"
+    if offer.max_redeemed is not None or offer.max_discount_cents is not None:
+        redeemed, given = redeemed_totals(db, offer.id)
+        if offer.max_redeemed is not None and redeemed >= offer.max_redeemed:
+            return "budget_spent", f"all {offer.max_redeemed} redemptions of this offer are used"
+        if offer.max_discount_cents is not None and given >= offer.max_discount_cents:
+            return "budget_spent", (
+                f"the offer's discount budget is spent: {given / 100:.2f} given of "
+                f"{offer.max_discount_cents / 100:.2f}"
+            )
     if offer.per_member_cap is not None and offer.cap_window_seconds is not None:
         window = timedelta(seconds=offer.cap_window_seconds)
         sent = _sent_to_member_since(db, member_id, offer.id, now - window)

@@ -42,6 +42,8 @@ GOLD_RUNNER: dict[str, Any] = {
     "days_since_last_visit": 3,
 }
 
+NOW_ISO = "2025-03-12T11:00:00Z"
+
 _event_ids: Iterator[int] = itertools.count(1000)
 
 
@@ -198,6 +200,46 @@ def test_budget_spent_counts_sends_to_every_member(db: sqlite_utils.Database) ->
     [decision] = run(db, ben, [offer])
     assert decision.outcome == "budget_spent"
     assert decision.reason == "all 1 issues of this offer have gone out"
+
+
+def _redeemed(db: sqlite_utils.Database, offer: Offer, code: str, discount_cents: int) -> None:
+    """A till's redemption of one code of this offer, as offers.redemption records it."""
+    till = db.conn.execute("SELECT id FROM tills WHERE name = 'till 1'").fetchone()
+    till_id = (
+        till[0]
+        if till
+        else db.conn.execute(
+            "INSERT INTO tills (name, key_hash, created_at) VALUES ('till 1', 'h', ?)", (NOW_ISO,)
+        ).lastrowid
+    )
+    db.conn.execute(
+        "INSERT INTO redemptions (code, offer_id, till_id, ts, discount_cents)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (code, offer.id, till_id, NOW_ISO, discount_cents),
+    )
+
+
+@pytest.mark.parametrize(
+    ("limits", "redeemed", "reason"),
+    [
+        ({"max_redeemed": 2}, [500, 500], "all 2 redemptions of this offer are used"),
+        (
+            {"max_discount_cents": 1500},
+            [1000, 600],
+            "the offer's discount budget is spent: 16.00 given of 15.00",
+        ),
+    ],
+)
+def test_budget_spent_counts_redemptions_at_the_tills(
+    db: sqlite_utils.Database, limits: dict[str, int], redeemed: list[int], reason: str
+) -> None:
+    offer = make_offer(db, **limits)
+    ana = make_member(db)
+    _redeemed(db, offer, "S001-AAAA-0001", redeemed[0])
+    assert outcomes(run(db, ana, [offer])) == ["sent"]  # budget left after one redemption
+    _redeemed(db, offer, "S001-AAAA-0002", redeemed[1])
+    [decision] = run(db, make_member(db, "Ben"), [offer])
+    assert (decision.outcome, decision.reason) == ("budget_spent", reason)
 
 
 def test_per_member_cap_inside_and_after_the_window(db: sqlite_utils.Database) -> None:
