@@ -63,6 +63,21 @@ CODE_ATTEMPTS = 3
 DELIVERY_BATCH = 100
 
 
+def engine_event(
+    db: sqlite_utils.Database, event: Event, member_id: int, happened: datetime
+) -> Event:
+    """The outbox event as the engine's triggers see it: a store_enter is a possible revisit,
+    carrying the member's arrivals (from ``visits``, in ``db``) up to this one."""
+    kind = TRIGGER_FOR_EVENT[event.kind]
+    payload = dict(event.payload)
+    if kind == "revisit":
+        since = happened - timedelta(days=MAX_REVISIT_WINDOW_DAYS)
+        times = attributes.visit_times(db, member_id, since, happened)
+        payload["visit_times"] = [to_iso(moment) for moment in times]
+        payload["ts"] = to_iso(happened)
+    return Event(event.id, event.ts, kind, payload)
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
     """The worker's view of the configuration."""
@@ -133,7 +148,7 @@ class OffersWorker:
                 extra={"event_id": event.id, "kind": event.kind, "age_s": round(age)},
             )
             return
-        decision_event = self._decision_event(event, member_id, happened)
+        decision_event = engine_event(self.db, event, member_id, happened)
         member = attributes.member_attributes(self.db, member_id, now)
         decisions = decide(
             self.db,
@@ -156,17 +171,6 @@ class OffersWorker:
                 cooldown_seconds=self.settings.friend_cooldown_seconds,
                 quiet_hours=self.settings.friend_quiet_hours,
             )
-
-    def _decision_event(self, event: Event, member_id: int, happened: datetime) -> Event:
-        """The event as the engine's trigger sees it (a store_enter is a possible revisit)."""
-        kind = TRIGGER_FOR_EVENT[event.kind]
-        payload = dict(event.payload)
-        if kind == "revisit":
-            since = happened - timedelta(days=MAX_REVISIT_WINDOW_DAYS)
-            times = attributes.visit_times(self.db, member_id, since, happened)
-            payload["visit_times"] = [to_iso(moment) for moment in times]
-            payload["ts"] = to_iso(happened)
-        return Event(event.id, event.ts, kind, payload)
 
     def _already_notified(self, decision: Decision) -> bool:
         """A replayed event returns its logged decisions; their notifications exist already."""
