@@ -1,19 +1,21 @@
-"""Sending Web Push: the request and its VAPID token, and how push-service answers are read.
+"""Sending Web Push with pywebpush: the request and its VAPID token, and how push-service
+answers are read.
 
-Nothing here reaches a real push service: the sending tests post to a server on 127.0.0.1.
+Nothing here reaches a real push service: the sending tests post to a server on 127.0.0.1, and
+the few that need an https endpoint replace requests' transport (the channel's HTTP seam).
 """
 
 from __future__ import annotations
 
 import json
 import socket
-import threading
-from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from py_vapid import Vapid
 from py_vapid import jwt as vapid_jwt
 
@@ -21,31 +23,34 @@ from instore import clock
 from offers.channels import webpush
 from offers.channels.webpush import (
     PayloadTooLarge,
-    PreparedPush,
     PushRejected,
     PushResponse,
     PushRetryLater,
+    Subscription,
     SubscriptionGone,
     VapidKeys,
     WebPushError,
     b64url_decode,
-    build_push_request,
+    encode_payload,
     ensure_vapid_keys,
+    parse_subscription,
+    read_answer,
     send_push,
 )
 from tests.webpush_helpers import (
     CONTACT,
     FCM_ENDPOINT,
     OFFER,
+    CannedAdapter,
     FakePushService,
     Subscriber,
+    canned_session,
     decrypt_as,
     new_subscriber,
+    running_push_service,
     split_authorization,
     subscription_for,
 )
-
-# --- The push request and its VAPID token -------------------------------------------------------
 
 
 @pytest.fixture
@@ -59,31 +64,108 @@ def subscriber() -> Subscriber:
     return new_subscriber()
 
 
-def test_push_request_headers_and_body(vapid_keys: VapidKeys, subscriber: Any) -> None:
-    prepared = build_push_request(
-        subscription_for(FCM_ENDPOINT, subscriber),
-        OFFER,
+@pytest.fixture
+def push_service(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePushService]:
+    with running_push_service(monkeypatch) as server:
+        yield server
+
+
+def local(service: FakePushService, path: str, subscriber: Any) -> Subscription:
+    return parse_subscription(
+        subscription_for(service.base_url + path, subscriber), require_https=False
+    )
+
+
+def push_local(service: FakePushService, path: str, subscriber: Any, vapid: VapidKeys) -> Any:
+    return send_push(local(service, path, subscriber), b"{}", vapid, ttl=60, contact=CONTACT)
+
+
+# --- The request pywebpush makes, seen by a push service on 127.0.0.1 ---------------------------
+
+
+def test_a_delivered_push_decrypts_to_the_payload_on_the_phone(
+    push_service: FakePushService, subscriber: Any, vapid_keys: VapidKeys
+) -> None:
+    response = send_push(
+        local(push_service, "/push/ok", subscriber),
+        encode_payload(OFFER),
         vapid_keys,
-        ttl=3600,
+        ttl=600,
         urgency="high",
         contact=CONTACT,
-        topic="offer-42",
     )
-    assert prepared.endpoint == FCM_ENDPOINT
-    assert prepared.origin == "https://fcm.googleapis.com"
-    assert {name: value for name, value in prepared.headers.items() if name != "Authorization"} == {
-        "Content-Encoding": "aes128gcm",
-        "Content-Type": "application/octet-stream",
-        "TTL": "3600",
-        "Urgency": "high",
-        "Topic": "offer-42",
-    }
-    _token, key = split_authorization(prepared.headers["Authorization"])
+    assert response.status == 201
+    assert response.headers["location"] == "/m/1"
+    [request] = push_service.received
+    headers = request["headers"]
+    assert headers["Content-Encoding"] == "aes128gcm"
+    assert headers["TTL"] == "600"
+    assert headers["Urgency"] == "high"
+    assert "Topic" not in headers
+    token, key = split_authorization(headers["Authorization"])
     assert key == vapid_keys.application_server_key
-    plaintext = decrypt_as(subscriber, prepared.body)
+    claims = vapid_jwt.decode(token, key)  # checks the ES256 signature against k
+    assert claims["aud"] == push_service.base_url
+    assert claims["sub"] == CONTACT
+    plaintext = decrypt_as(subscriber, request["body"])
     assert json.loads(plaintext) == OFFER
     assert len(plaintext) % webpush.PAYLOAD_SIZE_STEP == 0  # padded to hide the exact length
-    assert "−20 %".encode() in plaintext  # UTF-8, not \u escapes: fewer of the 3993 bytes
+    assert "−20 %".encode() in plaintext  # UTF-8, not \\u escapes: fewer of the 3993 bytes
+
+
+def test_a_gone_subscription_is_reported(
+    push_service: FakePushService, subscriber: Any, vapid_keys: VapidKeys
+) -> None:
+    with pytest.raises(SubscriptionGone, match="HTTP 410"):
+        push_local(push_service, "/push/gone", subscriber, vapid_keys)
+
+
+def test_a_busy_service_asks_for_a_retry(
+    push_service: FakePushService, subscriber: Any, vapid_keys: VapidKeys
+) -> None:
+    with pytest.raises(PushRetryLater) as caught:
+        push_local(push_service, "/push/busy", subscriber, vapid_keys)
+    assert caught.value.retry_after == 7.0
+
+
+def test_redirects_are_not_followed(
+    push_service: FakePushService, subscriber: Any, vapid_keys: VapidKeys
+) -> None:
+    with pytest.raises(PushRejected, match="HTTP 307"):
+        push_local(push_service, "/push/moved", subscriber, vapid_keys)
+    assert [request["path"] for request in push_service.received] == ["/push/moved"]
+
+
+def test_a_closed_port_is_worth_retrying(subscriber: Any, vapid_keys: VapidKeys) -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    subscription = parse_subscription(
+        subscription_for(f"http://127.0.0.1:{port}/push", subscriber), require_https=False
+    )
+    with pytest.raises(
+        PushRetryLater, match=r"could not reach the push service http://127\.0\.0\.1"
+    ):
+        send_push(subscription, b"{}", vapid_keys, ttl=60, contact=CONTACT)
+
+
+# --- The VAPID token for real push services (transport replaced) --------------------------------
+
+
+def sent_through(
+    adapter: CannedAdapter, endpoint: str, subscriber: Any, vapid: VapidKeys, contact: str = CONTACT
+) -> requests.PreparedRequest:
+    """Send through the replaced transport; return the one request pywebpush made."""
+    send_push(
+        parse_subscription(subscription_for(endpoint, subscriber)),
+        b"{}",
+        vapid,
+        ttl=60,
+        contact=contact,
+        session=canned_session(adapter),
+    )
+    [request] = adapter.requests
+    return request
 
 
 @pytest.mark.parametrize(
@@ -102,12 +184,11 @@ def test_vapid_token_claims(
     vapid_keys: VapidKeys, subscriber: Any, endpoint: str, audience: str, contact: str
 ) -> None:
     before = datetime.now(UTC).timestamp()
-    prepared = build_push_request(
-        subscription_for(endpoint, subscriber), OFFER, vapid_keys, 60, "normal", contact=contact
-    )
-    header = prepared.headers["Authorization"]
+    request = sent_through(CannedAdapter(201), endpoint, subscriber, vapid_keys, contact)
+    assert request.url and request.url.lower() == endpoint.lower()  # requests lowers the host
+    header = request.headers["Authorization"]
     token, key = split_authorization(header)
-    claims = vapid_jwt.decode(token, key)  # checks the ES256 signature against k
+    claims = vapid_jwt.decode(token, key)
     assert claims["aud"] == audience
     assert claims["sub"] == contact
     assert before < claims["exp"] <= before + 24 * 3600
@@ -116,17 +197,21 @@ def test_vapid_token_claims(
     assert Vapid.verify(header)
 
 
-def test_token_expiry_follows_the_clock(
+def test_token_expiry_follows_the_box_clock(
     vapid_keys: VapidKeys, subscriber: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    now = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
+    now = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
     monkeypatch.setattr(clock, "utcnow", lambda: now)
-    prepared = build_push_request(
-        subscription_for(FCM_ENDPOINT, subscriber), OFFER, vapid_keys, 60, contact=CONTACT
-    )
-    token, key = split_authorization(prepared.headers["Authorization"])
+    request = sent_through(CannedAdapter(201), FCM_ENDPOINT, subscriber, vapid_keys)
+    token, key = split_authorization(request.headers["Authorization"])
     exp = vapid_jwt.decode(token, key)["exp"]
     assert exp == int((now + webpush.VAPID_TOKEN_LIFETIME).timestamp())
+
+
+def test_a_timeout_is_worth_retrying(vapid_keys: VapidKeys, subscriber: Any) -> None:
+    adapter = CannedAdapter(error=requests.exceptions.ReadTimeout("slow"))
+    with pytest.raises(PushRetryLater, match=r"could not reach .*ReadTimeout"):
+        sent_through(adapter, FCM_ENDPOINT, subscriber, vapid_keys)
 
 
 @pytest.mark.parametrize(
@@ -136,57 +221,48 @@ def test_token_expiry_follows_the_clock(
         ({"ttl": 3600.0}, ValueError, "ttl"),
         ({"ttl": True}, ValueError, "ttl"),
         ({"urgency": "urgent"}, ValueError, "urgency"),
-        ({"topic": "has space"}, ValueError, "topic"),
-        ({"topic": "t" * 33}, ValueError, "topic"),
         ({"contact": "manager@shop.example"}, WebPushError, "mailto:"),
         ({"contact": "mailto:nobody"}, WebPushError, "cannot sign"),
-        ({"payload": {"body": "x" * 4000}}, PayloadTooLarge, "at most 3993"),
+        ({"data": b"x" * 3994}, PayloadTooLarge, "3994 bytes; a push carries at most 3993"),
     ],
 )
-def test_bad_push_parameters_are_refused(
+def test_bad_push_parameters_are_refused_before_anything_is_sent(
     vapid_keys: VapidKeys,
     subscriber: Any,
     changes: dict[str, Any],
     error: type[Exception],
     message: str,
 ) -> None:
+    adapter = CannedAdapter(201)
     arguments: dict[str, Any] = {
-        "subscription": subscription_for(FCM_ENDPOINT, subscriber),
-        "payload": OFFER,
+        "subscription": parse_subscription(subscription_for(FCM_ENDPOINT, subscriber)),
+        "data": b"{}",
         "vapid": vapid_keys,
         "ttl": 60,
         "urgency": "normal",
         "contact": CONTACT,
+        "session": canned_session(adapter),
         **changes,
     }
     with pytest.raises(error, match=message):
-        build_push_request(**arguments)
+        send_push(**arguments)
+    assert adapter.requests == []
 
 
-# --- Reading the push service's answer (stub poster) --------------------------------------------
+def test_payload_padding_stops_at_the_largest_message() -> None:
+    assert len(encode_payload({"body": "x" * 3970})) == webpush.MAX_PLAINTEXT_LENGTH
+    assert len(encode_payload({"body": "x"})) == webpush.PAYLOAD_SIZE_STEP
 
 
-def prepared_push() -> PreparedPush:
-    return PreparedPush(endpoint=FCM_ENDPOINT, headers={"TTL": "60"}, body=b"sealed")
+# --- Reading the push service's answer ----------------------------------------------------------
+
+ORIGIN = "https://fcm.googleapis.com"
 
 
-def poster_answering(response: PushResponse) -> Any:
-    calls: list[tuple[str, Mapping[str, str], bytes]] = []
-
-    def post(endpoint: str, headers: Mapping[str, str], body: bytes) -> PushResponse:
-        calls.append((endpoint, headers, body))
-        return response
-
-    post.calls = calls  # type: ignore[attr-defined]
-    return post
-
-
-@pytest.mark.parametrize("status", [200, 201, 202])
+@pytest.mark.parametrize("status", [200, 201, 202, 204])
 def test_success_returns_the_answer(status: int) -> None:
     answer = PushResponse(status, {"location": "https://fcm.googleapis.com/m/1"})
-    poster = poster_answering(answer)
-    assert send_push(prepared_push(), http_post=poster) == answer
-    assert poster.calls == [(FCM_ENDPOINT, {"TTL": "60"}, b"sealed")]
+    assert read_answer(answer, ORIGIN) == answer
 
 
 @pytest.mark.parametrize(
@@ -209,111 +285,24 @@ def test_failures_say_what_to_do(
     response: PushResponse, error: type[WebPushError], message: str, retry_after: float | None
 ) -> None:
     with pytest.raises(error, match=message) as caught:
-        send_push(prepared_push(), http_post=poster_answering(response))
+        read_answer(response, ORIGIN)
     assert caught.value.status == response.status
-    assert FCM_ENDPOINT not in str(caught.value)  # the endpoint is a capability: origin only
+    assert ORIGIN in str(caught.value)
     if isinstance(caught.value, PushRetryLater):
         assert caught.value.retry_after == retry_after
+
+
+def test_errors_name_the_origin_never_the_endpoint(vapid_keys: VapidKeys, subscriber: Any) -> None:
+    """The endpoint is a capability: whoever reads it can push to the phone."""
+    with pytest.raises(SubscriptionGone) as caught:
+        sent_through(CannedAdapter(410), FCM_ENDPOINT, subscriber, vapid_keys)
+    assert ORIGIN in str(caught.value)
+    assert FCM_ENDPOINT not in str(caught.value)
 
 
 def test_retry_after_as_an_http_date(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(clock, "utcnow", lambda: datetime(2015, 10, 21, 7, 27, tzinfo=UTC))
     answer = PushResponse(503, {"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"})
     with pytest.raises(PushRetryLater) as caught:
-        send_push(prepared_push(), http_post=poster_answering(answer))
+        read_answer(answer, ORIGIN)
     assert caught.value.retry_after == 60.0
-
-
-def test_an_unreachable_service_is_worth_retrying() -> None:
-    def refuse(endpoint: str, headers: Mapping[str, str], body: bytes) -> PushResponse:
-        raise ConnectionRefusedError
-
-    with pytest.raises(PushRetryLater, match="could not reach"):
-        send_push(prepared_push(), http_post=refuse)
-
-
-# --- A real push service on 127.0.0.1 -----------------------------------------------------------
-
-
-@pytest.fixture
-def push_service(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePushService]:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # a proxy in the environment must not intercept
-    monkeypatch.setenv("no_proxy", "127.0.0.1")
-    server = FakePushService()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join()
-
-
-def push_to(
-    service: FakePushService, path: str, subscriber: Any, vapid_keys: VapidKeys
-) -> PreparedPush:
-    return build_push_request(
-        subscription_for(service.base_url + path, subscriber),
-        OFFER,
-        vapid_keys,
-        ttl=600,
-        urgency="normal",
-        contact=CONTACT,
-        require_https=False,
-    )
-
-
-def test_a_delivered_push_decrypts_to_the_payload_on_the_phone(
-    push_service: FakePushService, subscriber: Any, vapid_keys: VapidKeys
-) -> None:
-    response = send_push(push_to(push_service, "/push/ok", subscriber, vapid_keys))
-    assert response.status == 201
-    assert response.headers["location"] == "/m/1"
-    [request] = push_service.received
-    headers = request["headers"]
-    assert headers["Content-Encoding"] == "aes128gcm"
-    assert headers["TTL"] == "600"
-    assert headers["Urgency"] == "normal"
-    token, key = split_authorization(headers["Authorization"])
-    assert vapid_jwt.decode(token, key)["aud"] == push_service.base_url
-    assert json.loads(decrypt_as(subscriber, request["body"])) == OFFER
-
-
-def test_a_gone_subscription_is_reported(
-    push_service: FakePushService, subscriber: Any, vapid_keys: VapidKeys
-) -> None:
-    with pytest.raises(SubscriptionGone):
-        send_push(push_to(push_service, "/push/gone", subscriber, vapid_keys))
-
-
-def test_a_busy_service_asks_for_a_retry(
-    push_service: FakePushService, subscriber: Any, vapid_keys: VapidKeys
-) -> None:
-    with pytest.raises(PushRetryLater) as caught:
-        send_push(push_to(push_service, "/push/busy", subscriber, vapid_keys))
-    assert caught.value.retry_after == 7.0
-
-
-def test_redirects_are_not_followed(
-    push_service: FakePushService, subscriber: Any, vapid_keys: VapidKeys
-) -> None:
-    with pytest.raises(PushRejected, match="HTTP 307"):
-        send_push(push_to(push_service, "/push/moved", subscriber, vapid_keys))
-    assert [request["path"] for request in push_service.received] == ["/push/moved"]
-
-
-def test_a_closed_port_is_worth_retrying(subscriber: Any, vapid_keys: VapidKeys) -> None:
-    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    prepared = build_push_request(
-        subscription_for(f"http://127.0.0.1:{port}/push", subscriber),
-        OFFER,
-        vapid_keys,
-        60,
-        contact=CONTACT,
-        require_https=False,
-    )
-    with pytest.raises(
-        PushRetryLater, match=r"could not reach the push service http://127\.0\.0\.1"
-    ):
-        send_push(prepared)

@@ -1,19 +1,25 @@
 """Shared pieces of the Web Push tests: the RFC 8291 worked example, a browser's side of a
-subscription (its key, auth secret and the JSON the page sends us), and a push service that
-listens on 127.0.0.1.
+subscription (its key, auth secret and the JSON the page sends us), a push service that
+listens on 127.0.0.1, and an HTTP seam for the few tests that must not reach any server.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import http_ece
+import pytest
+import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from requests.adapters import BaseAdapter
 
-from offers.channels.webpush import b64url_decode, b64url_encode
+from offers.channels.webpush import PushSession, b64url_decode, b64url_encode
 
 # RFC 8291 §5 and Appendix A: the worked example, all values base64url as the RFC prints them.
 RFC_PLAINTEXT = b"When I grow up, I want to be a watermelon"
@@ -116,12 +122,14 @@ class PushHandler(BaseHTTPRequestHandler):
         "/push/gone": (410, {}),
         "/push/busy": (429, {"Retry-After": "7"}),
         "/push/moved": (307, {"Location": "/push/ok"}),
+        "/push/fail": (500, {}),
+        "/push/forbidden": (403, {}),
     }
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.server.received.append({"path": self.path, "headers": self.headers, "body": body})
-        status, headers = self.answers[self.path]
+        status, headers = self.answers[self.path.partition("?")[0]]  # the query tells phones apart
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
@@ -130,3 +138,53 @@ class PushHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the test reads ``received`` instead."""
+
+
+@contextmanager
+def running_push_service(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePushService]:
+    """A FakePushService in a thread for the duration of the block."""
+    # A proxy in the developer's environment must not intercept requests to loopback.
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    server = FakePushService()
+    # A short poll: shutdown() waits for the loop to notice, 0.5 s per test by default.
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+class CannedAdapter(BaseAdapter):
+    """requests' transport, replaced: keeps each request and answers ``status`` (or raises)."""
+
+    def __init__(self, status: int = 201, error: Exception | None = None) -> None:
+        super().__init__()
+        self.status = status
+        self.error = error
+        self.requests: list[requests.PreparedRequest] = []
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        self.requests.append(request)
+        if self.error is not None:
+            raise self.error
+        response = requests.Response()
+        response.status_code = self.status
+        response.url = request.url or ""
+        response.request = request
+        response._content = b""
+        return response
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def canned_session(adapter: CannedAdapter) -> PushSession:
+    """The channel's own session class with the canned transport for every URL."""
+    session = PushSession()
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session

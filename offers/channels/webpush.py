@@ -1,14 +1,15 @@
-"""Web Push for the store box: VAPID keys, RFC 8291 message encryption and the push request.
+"""Web Push for the store box: VAPID keys, checked subscriptions, and one push through pywebpush.
 
 Three steps, each testable on its own:
 
 * ``ensure_vapid_keys`` makes the box's VAPID key pair once (py-vapid) and keeps the private key
   beside the database; browsers need its public half to subscribe.
-* ``build_push_request`` turns a browser's subscription and a JSON payload into everything one POST
-  needs: the aes128gcm body (RFC 8188 + RFC 8291, encrypted by ``http_ece``) and the headers,
-  including the VAPID ``Authorization`` (RFC 8292). It touches no network.
-* ``send_push`` makes that POST through an injectable poster and turns the push service's answer
-  into what the caller must do: nothing, delete the subscription, or try again later.
+* ``parse_subscription`` checks a browser's ``PushSubscription.toJSON()`` before it is stored, so
+  a bad one is refused with a reason when the page sends it, not at every later push.
+* ``send_push`` hands one message to pywebpush, which signs the VAPID token (RFC 8292), encrypts
+  the body as aes128gcm (RFC 8188 + RFC 8291, by ``http_ece``) and posts it; we add what it leaves
+  out (size checks, no redirects, timeouts) and turn the push service's answer into what the caller
+  must do: nothing, delete the subscription, or try again later.
 """
 
 from __future__ import annotations
@@ -18,17 +19,17 @@ import binascii
 import json
 import logging
 import os
-import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import http_ece
+import pywebpush
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -48,22 +49,17 @@ AUTH_SECRET_LENGTH = 16  # RFC 8291 §3.2: the browser's `auth` value
 P256_POINT_LENGTH = 65  # uncompressed point: 0x04 || X || Y
 TAG_LENGTH = 16  # AEAD_AES_128_GCM expansion
 HEADER_LENGTH = SALT_LENGTH + 4 + 1 + P256_POINT_LENGTH  # salt, rs, idlen, keyid: 86 octets
-# RFC 8291 §4: push services need not accept bodies over 4096 octets, so a record of that size
-# always holds the whole message in one record (as in the RFC's own example).
-RECORD_SIZE = 4096
+# RFC 8291 §4: push services need not accept bodies over 4096 octets. http_ece's default record
+# size is that same 4096, so a message that fits is always one record, as in the RFC's example.
 MAX_BODY_LENGTH = 4096
-# Zero octets after the 0x02 delimiter that ends the last record, as in RFC 8291 §5. http_ece
-# writes the delimiter only; length hiding happens on the JSON instead (PAYLOAD_SIZE_STEP).
-RECORD_PADDING = 0
-# 4096 - 86 - 16 - 1 = 3993 octets of plaintext, the figure RFC 8291 §4 gives.
-MAX_PLAINTEXT_LENGTH = MAX_BODY_LENGTH - HEADER_LENGTH - TAG_LENGTH - 1 - RECORD_PADDING
+# 4096 - 86 - 16 - 1 (the 0x02 delimiter) = 3993 octets of plaintext, the figure RFC 8291 §4 gives.
+MAX_PLAINTEXT_LENGTH = MAX_BODY_LENGTH - HEADER_LENGTH - TAG_LENGTH - 1
 # JSON is padded with spaces to a multiple of this, so the push service learns a size class, not
 # whether the message was a short friend note or a long offer.
 PAYLOAD_SIZE_STEP = 128
 
 URGENCIES = ("very-low", "low", "normal", "high")  # RFC 8030 §5.3
 MAX_TTL_SECONDS = 28 * 24 * 3600  # the longest any major push service keeps a message
-TOPIC_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")  # RFC 8030 §5.4: ≤ 32 URL-safe base64 chars
 CONNECT_TIMEOUT_SECONDS = 5.0
 READ_TIMEOUT_SECONDS = 10.0  # a push service answers as soon as it has queued the message
 RESPONSE_EXCERPT_LENGTH = 200  # of the push service's error text, kept for the human message
@@ -133,19 +129,6 @@ class VapidKeys:
         point = self.vapid.public_key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
         return b64url_encode(point)
 
-    def authorization(self, audience: str, contact: str, expires: datetime) -> str:
-        """The ``Authorization: vapid t=<JWT>,k=<public key>`` value for one push service."""
-        if not contact.startswith(("mailto:", "https://")):
-            raise WebPushError(
-                f"the VAPID contact {contact!r} must be a mailto: address or an https:// URL"
-            )
-        claims = {"aud": audience, "sub": contact, "exp": int(expires.timestamp())}
-        try:
-            header: str = self.vapid.sign(claims)["Authorization"]
-        except VapidException as exc:
-            raise WebPushError(f"cannot sign for {audience} as {contact!r}: {exc}") from exc
-        return header
-
 
 def ensure_vapid_keys(directory: Path) -> VapidKeys:
     """The box's VAPID keys from ``directory``, generated (mode 0600) on the first call.
@@ -191,7 +174,16 @@ def _write_new_key(path: Path) -> None:
         scratch.unlink(missing_ok=True)
 
 
-# --- Subscriptions and encryption ---------------------------------------------------------------
+def check_contact(contact: str) -> str:
+    """The VAPID ``sub`` (RFC 8292 §2.1): how a push service reaches the store's operator."""
+    if not contact.startswith(("mailto:", "https://")):
+        raise WebPushError(
+            f"the VAPID contact {contact!r} must be a mailto: address or an https:// URL"
+        )
+    return contact
+
+
+# --- Subscriptions ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -206,6 +198,10 @@ class Subscription:
     def origin(self) -> str:
         """Scheme, host and port of the endpoint: the VAPID ``aud`` and what logs may show."""
         return endpoint_origin(self.endpoint)
+
+    def as_info(self) -> dict[str, Any]:
+        """The ``subscription_info`` mapping pywebpush takes."""
+        return {"endpoint": self.endpoint, "keys": {"p256dh": self.p256dh, "auth": self.auth}}
 
 
 def endpoint_origin(endpoint: str) -> str:
@@ -238,8 +234,14 @@ def parse_subscription(raw: Mapping[str, Any], *, require_https: bool = True) ->
     keys = raw.get("keys")
     if not isinstance(keys, Mapping):
         raise InvalidSubscription("the subscription has no keys; was it made with a VAPID key?")
-    _user_agent_key_material(keys)
-    return Subscription(endpoint=endpoint, p256dh=keys["p256dh"], auth=keys["auth"])
+    point = _decode_key(keys, "p256dh", P256_POINT_LENGTH)
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+    except ValueError as exc:
+        raise InvalidSubscription("the subscription's p256dh key is not a P-256 point") from exc
+    auth = _decode_key(keys, "auth", AUTH_SECRET_LENGTH)
+    # Stored and sent in the browsers' own form, whatever padding or alphabet they came in.
+    return Subscription(endpoint=endpoint, p256dh=b64url_encode(point), auth=b64url_encode(auth))
 
 
 def _decode_key(keys: Mapping[str, Any], name: str, length: int) -> bytes:
@@ -257,71 +259,6 @@ def _decode_key(keys: Mapping[str, Any], name: str, length: int) -> bytes:
     return decoded
 
 
-def _user_agent_key_material(keys: Mapping[str, Any]) -> tuple[bytes, bytes]:
-    """The browser's public point (checked to lie on P-256) and its auth secret."""
-    point = _decode_key(keys, "p256dh", P256_POINT_LENGTH)
-    try:
-        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
-    except ValueError as exc:
-        raise InvalidSubscription("the subscription's p256dh key is not a P-256 point") from exc
-    return point, _decode_key(keys, "auth", AUTH_SECRET_LENGTH)
-
-
-def encrypt_message(
-    payload: bytes,
-    subscription_keys: Mapping[str, Any],
-    *,
-    server_key: ec.EllipticCurvePrivateKey | None = None,
-    salt: bytes | None = None,
-) -> bytes:
-    """Encrypt ``payload`` for one subscription as an aes128gcm body (RFC 8188, RFC 8291).
-
-    ``subscription_keys`` is the subscription's ``keys`` object (``p256dh``, ``auth``). Each message
-    gets a fresh application server key pair and salt, as RFC 8291 §3.1 requires; the two keyword
-    arguments exist so a test can replay the RFC's example and must stay unset otherwise.
-    """
-    user_agent_point, auth_secret = _user_agent_key_material(subscription_keys)
-    if len(payload) > MAX_PLAINTEXT_LENGTH:
-        raise PayloadTooLarge(
-            f"the message is {len(payload)} bytes; a push carries at most {MAX_PLAINTEXT_LENGTH}"
-        )
-    if server_key is None:
-        server_key = ec.generate_private_key(ec.SECP256R1())
-    if salt is None:
-        salt = os.urandom(SALT_LENGTH)
-    if len(salt) != SALT_LENGTH:
-        raise ValueError(f"the salt must be {SALT_LENGTH} bytes")
-    # With a private key and no keyid, http_ece writes the server's public point as the keyid,
-    # which is exactly where RFC 8291 §4 puts it.
-    body: bytes = http_ece.encrypt(
-        payload,
-        salt=salt,
-        private_key=server_key,
-        dh=user_agent_point,
-        auth_secret=auth_secret,
-        rs=RECORD_SIZE,
-        version=CONTENT_ENCODING,
-    )
-    return body
-
-
-# --- The push request ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PreparedPush:
-    """One POST to a push service, ready to send."""
-
-    endpoint: str = field(repr=False)
-    headers: Mapping[str, str] = field(repr=False)
-    body: bytes = field(repr=False)
-
-    @property
-    def origin(self) -> str:
-        """The push service, safe to log (the full endpoint is a capability)."""
-        return endpoint_origin(self.endpoint)
-
-
 def encode_payload(payload: Mapping[str, Any]) -> bytes:
     """Compact UTF-8 JSON, padded with spaces (still valid JSON) to a PAYLOAD_SIZE_STEP multiple."""
     text = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -329,49 +266,19 @@ def encode_payload(payload: Mapping[str, Any]) -> bytes:
     return text.ljust(padded_length, b" ")
 
 
-def build_push_request(
-    subscription: Mapping[str, Any],
-    payload: Mapping[str, Any],
-    vapid: VapidKeys,
-    ttl: int,
-    urgency: str = "normal",
-    *,
-    contact: str,
-    topic: str | None = None,
-    require_https: bool = True,
-) -> PreparedPush:
-    """Everything needed to push ``payload`` (JSON) to one subscription; no network involved.
-
-    ``ttl`` is how long, in seconds, the push service keeps the message for a phone that is off;
-    ``urgency`` one of URGENCIES (phones on battery saver only wake for ``high``); ``contact`` the
-    ``mailto:`` or ``https://`` address the push service can reach the store's operator at;
-    ``topic`` makes a newer message replace an undelivered older one with the same topic.
-    """
-    checked = parse_subscription(subscription, require_https=require_https)
-    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= MAX_TTL_SECONDS:
-        raise ValueError(f"ttl must be whole seconds from 0 to {MAX_TTL_SECONDS}, not {ttl!r}")
-    if urgency not in URGENCIES:
-        raise ValueError(f"urgency must be one of {', '.join(URGENCIES)}, not {urgency!r}")
-    if topic is not None and not TOPIC_PATTERN.fullmatch(topic):
-        raise ValueError("a topic is 1-32 characters of A-Z, a-z, 0-9, '-' and '_'")
-    body = encrypt_message(
-        encode_payload(payload), {"p256dh": checked.p256dh, "auth": checked.auth}
-    )
-    headers = {
-        "Authorization": vapid.authorization(
-            checked.origin, contact, clock.utcnow() + VAPID_TOKEN_LIFETIME
-        ),
-        "Content-Encoding": CONTENT_ENCODING,
-        "Content-Type": "application/octet-stream",
-        "TTL": str(ttl),
-        "Urgency": urgency,
-    }
-    if topic is not None:
-        headers["Topic"] = topic
-    return PreparedPush(endpoint=checked.endpoint, headers=headers, body=body)
-
-
 # --- Sending ------------------------------------------------------------------------------------
+
+
+class PushSession(requests.Session):
+    """The HTTP client pywebpush posts with: one per channel, so connections are reused.
+
+    Redirects are never followed: push services answer directly, and following one would resend
+    the message to wherever a 3xx points.
+    """
+
+    def post(self, url: Any, data: Any = None, json: Any = None, **kwargs: Any) -> Any:
+        kwargs["allow_redirects"] = False
+        return super().post(url, data=data, json=json, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -382,27 +289,78 @@ class PushResponse:
     headers: Mapping[str, str] = field(default_factory=dict)
     text: str = ""
 
+    @classmethod
+    def from_requests(cls, response: requests.Response) -> PushResponse:
+        """Keep what the mapping and the messages need; the body only as a short excerpt."""
+        return cls(
+            status=response.status_code,
+            headers={name.lower(): value for name, value in response.headers.items()},
+            text=response.text[:RESPONSE_EXCERPT_LENGTH],
+        )
 
-# (endpoint, headers, body) -> response. Raising OSError (requests' errors are OSErrors) means
-# the push service could not be reached.
-HttpPost = Callable[[str, Mapping[str, str], bytes], PushResponse]
 
+def send_push(
+    subscription: Subscription,
+    data: bytes,
+    vapid: VapidKeys,
+    *,
+    ttl: int,
+    contact: str,
+    urgency: str = "normal",
+    session: requests.Session | None = None,
+) -> PushResponse:
+    """Push ``data`` to one subscription with pywebpush; return the service's 2xx answer.
 
-def post_with_requests(endpoint: str, headers: Mapping[str, str], body: bytes) -> PushResponse:
-    """POST with ``requests`` (pywebpush's own HTTP client), bounded by the timeouts above."""
-    response = requests.post(
-        endpoint,
-        data=body,
-        headers=dict(headers),
-        timeout=(CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS),
-        # Push services answer directly; following a redirect would resend to wherever it points.
-        allow_redirects=False,
-    )
-    return PushResponse(
-        status=response.status_code,
-        headers={name.lower(): value for name, value in response.headers.items()},
-        text=response.text[:RESPONSE_EXCERPT_LENGTH],
-    )
+    ``ttl`` is how long, in seconds, the push service keeps the message for a phone that is off;
+    ``urgency`` one of URGENCIES (phones on battery saver only wake for ``high``); ``contact`` the
+    ``mailto:`` or ``https://`` address the push service can reach the store's operator at;
+    ``session`` is the HTTP client (tests may pass their own; the default never follows redirects).
+
+    Raises SubscriptionGone (delete the subscription), PushRetryLater (try again later,
+    ``retry_after`` seconds if the service said), PushRejected (give up on this message) and
+    PayloadTooLarge or ValueError for a message that cannot be sent at all.
+    """
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= MAX_TTL_SECONDS:
+        raise ValueError(f"ttl must be whole seconds from 0 to {MAX_TTL_SECONDS}, not {ttl!r}")
+    if urgency not in URGENCIES:
+        raise ValueError(f"urgency must be one of {', '.join(URGENCIES)}, not {urgency!r}")
+    if len(data) > MAX_PLAINTEXT_LENGTH:
+        raise PayloadTooLarge(
+            f"the message is {len(data)} bytes; a push carries at most {MAX_PLAINTEXT_LENGTH}"
+        )
+    headers = {"Urgency": urgency}
+    claims = {
+        "sub": check_contact(contact),
+        "aud": subscription.origin,
+        # pywebpush would use the system clock; ours is the one tests and the box agree on.
+        "exp": int((clock.utcnow() + VAPID_TOKEN_LIFETIME).timestamp()),
+    }
+    # A session of our own is closed at once; a caller's (the channel's) is kept for reuse.
+    try:
+        with PushSession() if session is None else nullcontext(session) as http:
+            response = pywebpush.webpush(
+                subscription_info=subscription.as_info(),
+                data=data,
+                vapid_private_key=vapid.vapid,
+                vapid_claims=claims,
+                content_encoding=CONTENT_ENCODING,
+                ttl=ttl,
+                headers=headers,
+                timeout=(CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS),
+                requests_session=http,
+            )
+    except pywebpush.WebPushException as exc:
+        # pywebpush raises for any status above 202, with the response attached.
+        if exc.response is None:
+            raise WebPushError(f"pywebpush refused the message: {exc.message}") from exc
+        return read_answer(PushResponse.from_requests(exc.response), subscription.origin)
+    except VapidException as exc:
+        raise WebPushError(f"cannot sign for {subscription.origin} as {contact!r}: {exc}") from exc
+    except requests.RequestException as exc:
+        raise PushRetryLater(
+            f"could not reach the push service {subscription.origin}: {exc.__class__.__name__}"
+        ) from exc
+    return read_answer(PushResponse.from_requests(response), subscription.origin)
 
 
 _REJECTION_REASONS = {
@@ -414,27 +372,21 @@ _REJECTION_REASONS = {
 }
 
 
-def send_push(prepared: PreparedPush, http_post: HttpPost = post_with_requests) -> PushResponse:
-    """Send one prepared push; return the push service's 2xx answer or raise what to do next.
+def read_answer(response: PushResponse, origin: str) -> PushResponse:
+    """Return a 2xx answer as it is; raise what the caller must do about any other.
 
-    SubscriptionGone: delete the subscription. PushRetryLater: try again later (``retry_after``
-    seconds if the service said). PushRejected: give up on this message and show the reason.
+    ``origin`` names the push service in messages; the full endpoint is a capability and never
+    goes into a message or a log.
     """
-    try:
-        response = http_post(prepared.endpoint, prepared.headers, prepared.body)
-    except OSError as exc:
-        raise PushRetryLater(
-            f"could not reach the push service {prepared.origin}: {exc.__class__.__name__}"
-        ) from exc
     status = response.status
-    logger.debug("push to %s answered %s", prepared.origin, status)
+    logger.debug("push to %s answered %s", origin, status)
     if 200 <= status < 300:
         return response
     excerpt = response.text.strip()[:RESPONSE_EXCERPT_LENGTH]
     detail = f" ({excerpt})" if excerpt else ""
     if status in (404, 410):
         raise SubscriptionGone(
-            f"the push service {prepared.origin} no longer has this subscription "
+            f"the push service {origin} no longer has this subscription "
             f"(HTTP {status}); it was unsubscribed or expired",
             status,
         )
@@ -442,12 +394,10 @@ def send_push(prepared: PreparedPush, http_post: HttpPost = post_with_requests) 
         retry_after = _retry_after_seconds(response.headers.get("retry-after"))
         what = "is rate-limiting the box" if status == 429 else "is failing"
         raise PushRetryLater(
-            f"the push service {prepared.origin} {what} (HTTP {status}){detail}",
-            status,
-            retry_after,
+            f"the push service {origin} {what} (HTTP {status}){detail}", status, retry_after
         )
     reason = _REJECTION_REASONS.get(status, "the push service refused the message")
-    raise PushRejected(f"{reason} (HTTP {status} from {prepared.origin}){detail}", status)
+    raise PushRejected(f"{reason} (HTTP {status} from {origin}){detail}", status)
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
