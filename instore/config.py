@@ -55,7 +55,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "idle_minutes": 60,
         "terms_version": "2026-11",
         "workers": 2,
-        "threads": 8,
+        # Each open store page holds a thread for its live feed (4 per process stay for probes
+        # and pages; beyond that, pages poll every 20 s): 2 x 32 streams ~60 phones live.
+        "threads": 32,
         # flask-limiter storage. "memory://" counts per worker process; point it at memcached or
         # redis on a box with many workers to share the counts.
         "ratelimit_storage": "memory://",

@@ -117,6 +117,17 @@ def get_notification(db: sqlite_utils.Database, notification_id: int) -> Notific
     return None if row is None else _from_row(row)
 
 
+def member_notification_by_code(
+    db: sqlite_utils.Database, member_id: int, code: str
+) -> Notification | None:
+    """The member's own notification carrying this redemption code, else None."""
+    row = db.conn.execute(
+        f"SELECT {_COLUMNS} FROM notifications WHERE code = ? AND member_id = ?",  # noqa: S608
+        (code, member_id),
+    ).fetchone()
+    return None if row is None else _from_row(row)
+
+
 def notifications_after(
     db: sqlite_utils.Database, member_id: int, after_id: int, limit: int = FEED_BACKLOG
 ) -> list[Notification]:

@@ -7,7 +7,8 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from instore import members, sessions
-from instore.clock import from_iso
+from instore.clock import from_iso, to_iso, utcnow
+from offers.notifications import recent_notifications
 from portal.clients import current_session
 from portal.continue_url import continue_host, safe_continue
 from portal.database import get_db
@@ -66,12 +67,18 @@ def store() -> Response | str:
     member = shopping_member(session)
     if member is None:
         return redirect(url_for("account.signin"))
-    consents = members.current_consents(get_db(), member.id)
+    db = get_db()
+    consents = members.current_consents(db, member.id)
+    notifications = recent_notifications(db, member.id)
     return render_template(
         "captive/store.html",
         member=member,
         location_on=consents.get("location", {}).get("granted", False),
         online=session is not None,
+        notifications=notifications,  # newest first; the live feed adds newer ones on top
+        last_notification_id=max((n.id for n in notifications), default=0),
+        now_iso=to_iso(utcnow()),  # stored times sort as text: expired offers compare lower
+        demo_controls=current_app.config["INSTORE"]["portal"]["demo_controls"],
     )
 
 

@@ -29,7 +29,9 @@ SECURITY_HEADERS: dict[str, str] = {
     ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # same-origin: other sites learn nothing of the portal's URLs, while our own POSTs carry the
+    # Referer that Flask-WTF demands over https (no-referrer would refuse every form there).
+    "Referrer-Policy": "same-origin",
     "Permissions-Policy": "geolocation=(), camera=(), microphone=()",
 }
 

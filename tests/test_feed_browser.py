@@ -1,0 +1,215 @@
+"""The store page's live feed in a real headless Chromium against ``instore portal``.
+
+A member signs in through the real pages; this process then commits notifications straight into
+the portal's database, as the offers worker does, and the page must show them within 2 s without
+a reload, built from text (never markup), and record that they were seen. Screenshots go to
+``tests/artifacts/``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import sqlite_utils
+
+from instore import members
+from instore.db import open_database
+from offers.codes import new_code
+from offers.notifications import get_notification
+from tests.feed_helpers import DEADLINE_SECONDS, friend_note, offer
+from tests.live_portal import LivePortal, PortalDidNotStart, start_portal
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="Debian chromium is not installed at /usr/bin/chromium"
+    ),
+]
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright Python package is not installed"
+)
+expect = sync_api.expect
+
+# Without the background-networking flags Chromium tries to reach outside hosts (TESTING.md).
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE_WIDTH = 360
+# A store page loads over a crowded store WiFi: HTML, CSS and scripts stay under this.
+PAGE_BUDGET_BYTES = 50 * 1024
+ARTIFACTS = Path(__file__).parent / "artifacts"
+PASSWORD = "correct horse battery"
+TIMEOUT_MS = 10_000
+HOSTILE_TITLE = '<img src=x id="injected">Boots & "Co"'
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def portal(tmp_path: Path) -> Iterator[LivePortal]:
+    """A fresh ``instore portal``; its log must stay free of errors."""
+    try:
+        live = start_portal(tmp_path / "portal")
+    except PortalDidNotStart as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield live
+    finally:
+        live.stop()
+    output = live.output()
+    for marker in ("Traceback", "[ERROR]", "level=error"):
+        assert marker not in output, f"the portal logged an error:\n{output}"
+
+
+@pytest.fixture
+def db(portal: LivePortal) -> Iterator[sqlite_utils.Database]:
+    """This process's own connection to the portal's database: the offers worker's seat."""
+    database = open_database(portal.database_path)
+    yield database
+    database.conn.close()
+
+
+@pytest.fixture
+def page(browser: Browser, portal: LivePortal) -> Iterator[Page]:
+    context = browser.new_context(
+        viewport={"width": PHONE_WIDTH, "height": 740},
+        is_mobile=True,
+        has_touch=True,
+        device_scale_factor=2,
+        locale="en-US",
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+
+
+def sign_in_and_open_store(page: Page, portal: LivePortal) -> None:
+    """Sign in through the real form, accept the WiFi terms, then open the store page."""
+    page.goto(f"{portal.url}/signin")
+    page.get_by_label("Email or loyalty number").fill("ana@example.com")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name=re.compile("Sign in")).click()
+    expect(page).to_have_url(re.compile(r"/consents"))
+    page.get_by_label(re.compile("accept the WiFi terms")).check()
+    page.get_by_role("button", name=re.compile("go online")).click()
+    expect(page).to_have_url(re.compile(r"/online"))
+    page.get_by_role("link", name=re.compile("store page")).click()
+    expect(page).to_have_url(f"{portal.url}/store")
+
+
+def wait_until_opened(db: sqlite_utils.Database, notification_id: int) -> bool:
+    """Poll the database with a short deadline for the page's "opened" POST to land."""
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        stored = get_notification(db, notification_id)
+        if stored is not None and stored.opened_at is not None:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_new_notifications_appear_live(
+    page: Page, portal: LivePortal, db: sqlite_utils.Database
+) -> None:
+    ana = members.create_member(db, display_name="Ana", password=PASSWORD, email="ana@example.com")
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    earlier = offer(db, ana.id, "Yesterday's scarf")
+    sign_in_and_open_store(page, portal)
+
+    # Rendered by the server; store.js connects after it and says so.
+    expect(page.locator(f"#n-{earlier} h3")).to_have_text("Yesterday's scarf")
+    expect(page.locator("#feed-status")).to_have_text("live")
+
+    code = new_code("S001")
+    committed = time.monotonic()
+    live_id = offer(db, ana.id, HOSTILE_TITLE, code=code, price_cents=5550)
+    item = page.locator(f"#n-{live_id}")
+    expect(item).to_be_visible(timeout=DEADLINE_SECONDS * 1000)
+    shown_after = time.monotonic() - committed
+    print(f"\nlive offer on the page {shown_after * 1000:.0f} ms after its commit")
+
+    # Newest first, built from text: the title's markup is shown, not run.
+    assert page.locator("#notifications > li").first.get_attribute("id") == f"n-{live_id}"
+    expect(item.locator("h3")).to_have_text(HOSTILE_TITLE)
+    assert page.locator("#injected").count() == 0
+    expect(item.locator(".price")).to_contain_text("Your price: 55.50")
+    expect(item.locator("code")).to_have_text(code)
+    qr = item.locator("img.qr")
+    expect(qr).to_have_attribute("alt", f"QR code for {code}")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=qr.element_handle())
+    expect(item.locator(".expires")).to_contain_text("Valid until")
+
+    # On screen while the page is visible: store.js records the open.
+    assert wait_until_opened(db, live_id), "the shown notification was not marked opened"
+
+    note_id = friend_note(db, ana.id, "Bea")
+    expect(page.locator(f"#n-{note_id}")).to_have_text(
+        "Bea is here — in Shoes", timeout=DEADLINE_SECONDS * 1000
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_WIDTH
+    shot(page, "feed-store-live")
+    assert not problems, problems
+
+
+def test_store_page_is_small_and_works_without_javascript(
+    browser: Browser, portal: LivePortal, db: sqlite_utils.Database
+) -> None:
+    """No script: the server's list is the whole feed. The HTML, CSS and scripts fit 50 KB."""
+    ana = members.create_member(db, display_name="Ana", password=PASSWORD, email="ana@example.com")
+    for number in range(5):
+        offer(db, ana.id, f"Offer {number} with a rather long name that has to wrap on a phone")
+    friend_note(db, ana.id, "Bea")
+    context = browser.new_context(
+        viewport={"width": PHONE_WIDTH, "height": 740}, java_script_enabled=False
+    )
+    try:
+        page = context.new_page()
+        sign_in_and_open_store(page, portal)
+        expect(page.locator("#notifications > li")).to_have_count(6)
+        expect(page.locator("#notifications > li").first).to_have_text("Bea is here — in Shoes")
+        expect(page.locator("#feed-status")).to_be_hidden()
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_WIDTH
+        shot(page, "feed-store-no-javascript")
+        total = 0
+        for path in ("/store", "/static/portal.css", "/static/store.js", "/static/push.js"):
+            response = context.request.get(f"{portal.url}{path}")
+            assert response.status == 200, path
+            total += len(response.body())
+        assert total < PAGE_BUDGET_BYTES, f"{total} bytes"
+    finally:
+        context.close()
