@@ -55,7 +55,7 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
     lookup = pm.hook.client_lookup(name=config["hardware"]["client_lookup"], config=config)
     app.extensions["instore_client_lookup"] = lookup
 
-    from portal import account, api, auth, i18n, pages, security
+    from portal import account, api, auth, demo_walk, feed, i18n, pages, push, security, tills_api
 
     i18n.init_app(app)
     auth.init_app(app)
@@ -63,7 +63,11 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
     app.register_blueprint(pages.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(demo_walk.bp)
+    app.register_blueprint(feed.bp)
+    app.register_blueprint(push.bp)
     security.apply_rate_limits(app)
+    tills_api.init_app(app)  # after the limiter exists: limited per till key
 
     from portal.captive import CaptivePortalMiddleware
 
