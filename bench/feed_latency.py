@@ -48,8 +48,10 @@ from offers.notifications import create_notification
 from presence.floorplan_demo import seed_demo_floorplan
 
 GOAL_P95_MS = 500.0
-# Fewer streams than the portal's gthread threads (2 workers x 8): each open stream holds one.
-STREAMS = 8
+# The portal's default: each open stream holds a gthread thread, and 4 per worker are kept for
+# probes and pages (portal.feed.RESERVED_THREADS), so 2 x 32 threads stream to up to 56 pages.
+PORTAL_THREADS = 32
+STREAMS = 16
 # Pause between samples: events arrive one by one, as shoppers walk in, not as a burst.
 GAP_S = (0.05, 0.2)
 START_TIMEOUT_S = 30.0
@@ -157,7 +159,7 @@ def summary(label: str, values: list[float | None]) -> float:
 
 def bare_round_trips(tmp: Path, samples: int) -> list[float | None]:
     port = free_port()
-    env = hermetic_env(tmp, port, workers=2, threads=8)
+    env = hermetic_env(tmp, port, workers=2, threads=PORTAL_THREADS)
     server = Server(
         "bare Flask",
         gunicorn_command(f"{LOOPBACK}:{port}", "bench.bare_app:app"),
@@ -185,7 +187,7 @@ def main() -> None:
         tmp = Path(name)
         (tmp / "instore.toml").write_text("")
         port = free_port()
-        env = hermetic_env(tmp, port, workers=2, threads=8)
+        env = hermetic_env(tmp, port, workers=2, threads=PORTAL_THREADS)
         env["INSTORE_OFFERS_GLOBAL_COOLDOWN_SECONDS"] = "0"  # every event sends
         member_ids = seed(env)
         portal = Server(

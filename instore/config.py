@@ -26,6 +26,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # Short code printed in redemption codes; a till refuses another store's codes by it.
         "id": "S001",
         "name": "Demo Store",
+        # ISO 4217 code; prices are shown in it, in the shopper's language ("55,50 €", "€55.50").
+        "currency": "EUR",
         "timezone": "UTC",
         # Shown on the venue-info page (RFC 8908 venue-info-url).
         "address": "",
@@ -274,6 +276,12 @@ def _validate(sections: dict[str, dict[str, Any]], where: str) -> None:
             f"{where}: store.timezone: unknown time zone {sections['store']['timezone']!r} "
             "(use an IANA name like 'Europe/Madrid')"
         ) from None
+    currency = sections["store"]["currency"]
+    if not (len(currency) == 3 and currency.isascii() and currency.isupper()):
+        raise ConfigError(
+            f"{where}: store.currency: expected a three-letter ISO 4217 code like 'EUR', "
+            f"got {currency!r}"
+        )
     bind = sections["portal"]["bind"]
     host, _, port = bind.rpartition(":")
     if not host or not port.isdigit():

@@ -187,7 +187,12 @@ class OffersWorker:
         variant: dict[str, Any] = next(
             (v for v in offer.variants if v["name"] == decision.variant), {}
         )
-        price = personal_price_cents(offer, member["tier"], member["interests"])
+        # A points offer promises points, not a price: the phone shows no price for it.
+        price = (
+            None
+            if offer.benefit_kind == "points"
+            else personal_price_cents(offer, member["tier"], member["interests"])
+        )
         expires = min(now + timedelta(hours=self.settings.code_valid_hours), offer.valid_to)
         data = {
             "product": offer.product,

@@ -24,11 +24,12 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 
 import segno
 import sqlite_utils
 from flask import Blueprint, Response, abort, current_app, request
-from flask_babel import format_datetime
+from flask_babel import format_currency, format_datetime
 from flask_babel import gettext as _
 
 from instore.clock import from_iso, utcnow
@@ -382,12 +383,11 @@ def code_svg(code: str) -> Response:
 
 @bp.app_template_filter("money")
 def money(cents: int | None) -> str:
-    """Cents as the till shows them ("55.50"); the store has no currency setting yet."""
+    """Cents in the store's currency, written the shopper's way ("55,50 €", "€55.50")."""
     if cents is None:
         return ""
-    sign = "-" if cents < 0 else ""
-    whole, part = divmod(abs(int(cents)), 100)
-    return f"{sign}{whole}.{part:02d}"
+    currency = current_app.config["INSTORE"]["store"]["currency"]
+    return str(format_currency(Decimal(int(cents)) / 100, currency))
 
 
 @bp.app_template_filter("store_time")

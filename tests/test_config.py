@@ -53,6 +53,7 @@ def test_list_from_environment() -> None:
         ("[portal]\nhostnames = [1, 2]\n", "expected a list of strings"),
         ("store = 3\n", "expected a [store] table"),
         ("[store]\ntimezone = 'Mars/Olympus'\n", "store.timezone: unknown time zone"),
+        ("[store]\ncurrency = 'euro'\n", "store.currency: expected a three-letter ISO 4217 code"),
     ],
 )
 def test_bad_file_names_file_and_key(tmp_path: Path, text: str, message: str) -> None:

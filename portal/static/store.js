@@ -39,11 +39,16 @@
     return node;
   }
 
+  // The same format the server renders with Babel: the store's currency, the page's language.
   function money(cents) {
-    var sign = cents < 0 ? "-" : "";
-    var abs = Math.abs(cents);
-    var part = String(abs % 100);
-    return sign + Math.floor(abs / 100) + "." + (part.length < 2 ? "0" + part : part);
+    try {
+      return new Intl.NumberFormat(document.documentElement.lang || undefined, {
+        style: "currency",
+        currency: labels.currency
+      }).format(cents / 100);
+    } catch (error) {
+      return (cents / 100).toFixed(2) + " " + labels.currency;
+    }
   }
 
   function storeTime(iso) {
