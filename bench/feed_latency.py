@@ -256,8 +256,8 @@ def main() -> None:
         f"{p95 / bare_p95:.1f}x the bare Flask round trip p95"
     )
     print(
-        f"{STREAMS} open streams; portal 2 workers x 8 threads (gthread); worker poll "
-        f"{env.get('INSTORE_OFFERS_POLL_MS', '100')} ms"
+        f"{STREAMS} open streams; portal 2 workers x {PORTAL_THREADS} threads (gthread); "
+        f"worker poll {env.get('INSTORE_OFFERS_POLL_MS', '100')} ms"
     )
     for line in machine_info("gunicorn gthread"):
         print(line)
