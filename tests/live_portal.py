@@ -15,13 +15,19 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import pytest
+
 START_TIMEOUT_SECONDS = 20.0  # a cold start (imports, migrations, worker boot) takes about 1 s
 STOP_TIMEOUT_SECONDS = 10.0
 SECRET_KEY = "browser-test-secret-key"
+# What a portal's output may never contain: gunicorn's error lines and the app's logfmt errors.
+ERROR_MARKERS = ("Traceback", "[ERROR]", "level=error")
 
 
 class PortalDidNotStart(RuntimeError):
@@ -45,8 +51,11 @@ def instore_command() -> list[str]:
     return [sys.executable, "-c", "import sys; from instore.cli import main; sys.exit(main())"]
 
 
-def portal_environment(workdir: Path, port: int) -> dict[str, str]:
-    """This process's environment minus any INSTORE_* of the developer's, plus the test's own."""
+def portal_environment(
+    workdir: Path, port: int, extra_env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """This process's environment minus any INSTORE_* of the developer's, plus the test's own
+    and then ``extra_env`` (a test's settings win over the defaults here)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("INSTORE_")}
     env.update(
         INSTORE_DATABASE_PATH=str(workdir / "instore.db"),
@@ -58,6 +67,7 @@ def portal_environment(workdir: Path, port: int) -> dict[str, str]:
         INSTORE_HARDWARE_CLIENT_LOOKUP="demo",
         INSTORE_GATEWAY_BACKEND="memory",
     )
+    env.update(extra_env or {})
     return env
 
 
@@ -70,11 +80,19 @@ class LivePortal:
     database_path: Path
     log_path: Path
     process: subprocess.Popen[bytes]
+    # The portal's whole environment, for other processes that must share its configuration.
+    environment: dict[str, str] = field(repr=False)
     _log: IO[bytes] = field(repr=False)
 
     def output(self) -> str:
         """Everything the portal printed so far (gunicorn errors and the app's log lines)."""
         return self.log_path.read_text(errors="replace")
+
+    def assert_no_errors(self) -> None:
+        """Fail when the portal's output has an error line or a traceback."""
+        output = self.output()
+        for marker in ERROR_MARKERS:
+            assert marker not in output, f"the portal logged an error:\n{output}"
 
     def stop(self) -> None:
         """SIGTERM (gunicorn's graceful stop), then SIGKILL if it hangs."""
@@ -100,17 +118,25 @@ def _answers(url: str) -> bool:
         return False
 
 
-def start_portal(workdir: Path, timeout: float = START_TIMEOUT_SECONDS) -> LivePortal:
-    """Start ``instore portal`` and return once a page is served, or raise with its output."""
+def start_portal(
+    workdir: Path,
+    timeout: float = START_TIMEOUT_SECONDS,
+    extra_env: Mapping[str, str] | None = None,
+) -> LivePortal:
+    """Start ``instore portal`` and return once a page is served, or raise with its output.
+
+    ``extra_env`` adds or overrides ``INSTORE_*`` settings of this portal only.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
+    environment = portal_environment(workdir, port, extra_env)
     log_path = workdir / "portal.log"
     # Output goes to a file, not a pipe: nobody reads a pipe while the tests run, and a full pipe
     # would block the server.
     log = log_path.open("wb")
     process = subprocess.Popen(
         [*instore_command(), "portal"],
-        env=portal_environment(workdir, port),
+        env=environment,
         cwd=workdir,  # nothing may depend on being started from the checkout
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -122,6 +148,7 @@ def start_portal(workdir: Path, timeout: float = START_TIMEOUT_SECONDS) -> LiveP
         database_path=workdir / "instore.db",
         log_path=log_path,
         process=process,
+        environment=environment,
         _log=log,
     )
     deadline = time.monotonic() + timeout
@@ -138,3 +165,20 @@ def start_portal(workdir: Path, timeout: float = START_TIMEOUT_SECONDS) -> LiveP
     output = portal.output()
     portal.stop()
     raise PortalDidNotStart(f"`instore portal` did not answer within {timeout:.0f} s:\n{output}")
+
+
+@contextmanager
+def running_portal(
+    workdir: Path, extra_env: Mapping[str, str] | None = None
+) -> Iterator[LivePortal]:
+    """A portal for the length of a ``with`` block (or a fixture): the test fails if it does not
+    start, and, when the block ends normally, if its log shows an error."""
+    try:
+        portal = start_portal(workdir, extra_env=extra_env)
+    except PortalDidNotStart as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield portal
+    finally:
+        portal.stop()
+    portal.assert_no_errors()

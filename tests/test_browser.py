@@ -18,79 +18,42 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.live_portal import LivePortal, PortalDidNotStart, start_portal
+from tests.browser import (
+    BROWSER_TESTS,
+    PHONE,
+    PHONE_WIDTH,
+    TIMEOUT_MS,
+    browser_fixture,
+    portal_fixture,
+    shot,
+)
+from tests.live_portal import LivePortal
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page, Response
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Debian chromium is not installed at /usr/bin/chromium"
-    ),
-]
+pytestmark = BROWSER_TESTS
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="the playwright Python package is not installed"
 )
 expect = sync_api.expect
 
-# Without the background-networking flags Chromium tries to reach outside hosts (TESTING.md).
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 APPLE_PROBE = "http://captive.apple.com/hotspot-detect.html"
 ANDROID_PROBE = "http://connectivitycheck.gstatic.com/generate_204"
-PHONE_WIDTH = 360
-PHONE = {"width": PHONE_WIDTH, "height": 740}
 # A captive sheet loads over a crowded store WiFi before the shopper is online: keep pages small.
 PAGE_BUDGET_BYTES = 50 * 1024
-ARTIFACTS = Path(__file__).parent / "artifacts"
 PASSWORD = "correct horse battery"
-TIMEOUT_MS = 10_000
 
 ContextFactory = Callable[..., "BrowserContext"]
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """One Chromium for the module; each test gets fresh contexts (cookies, cache) from it."""
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def portal(tmp_path: Path) -> Iterator[LivePortal]:
-    """A fresh ``instore portal`` on a free port; its log must stay free of errors."""
-    try:
-        live = start_portal(tmp_path / "portal")
-    except PortalDidNotStart as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield live
-    finally:
-        live.stop()
-    output = live.output()
-    for marker in ("Traceback", "[ERROR]", "level=error"):
-        assert marker not in output, f"the portal logged an error:\n{output}"
+browser = browser_fixture()
+portal = portal_fixture()
 
 
 @pytest.fixture
@@ -103,11 +66,7 @@ def new_context(browser: Browser, portal: LivePortal) -> Iterator[ContextFactory
             # Playwright proxies loopback too unless the bypass list names it; naming 127.0.0.1
             # keeps Chromium's default (loopback goes direct), so only foreign hosts use the proxy.
             "proxy": {"server": portal.url, "bypass": "127.0.0.1"},
-            "viewport": PHONE,
-            "is_mobile": True,  # honour <meta name=viewport> like a phone does
-            "has_touch": True,
-            "device_scale_factor": 2,
-            "locale": "en-US",
+            **PHONE,
         }
         settings.update(options)
         context = browser.new_context(**settings)
@@ -118,12 +77,6 @@ def new_context(browser: Browser, portal: LivePortal) -> Iterator[ContextFactory
     yield make
     for context in contexts:
         context.close()
-
-
-def shot(page: Page, name: str) -> None:
-    """Keep a full-page screenshot so a person can see what the shopper saw."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
 
 
 def fill_sign_up(page: Page, email: str, name: str) -> None:

@@ -10,110 +10,47 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 import sqlite_utils
 
 from instore import members
-from instore.db import open_database
 from offers.codes import new_code
 from offers.notifications import get_notification
+from tests.browser import (
+    BROWSER_TESTS,
+    PHONE_SCREEN,
+    PHONE_WIDTH,
+    browser_fixture,
+    database_fixture,
+    phone_page_fixture,
+    portal_fixture,
+    shot,
+)
 from tests.feed_helpers import DEADLINE_SECONDS, friend_note, offer
-from tests.live_portal import LivePortal, PortalDidNotStart, start_portal
+from tests.live_portal import LivePortal
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Debian chromium is not installed at /usr/bin/chromium"
-    ),
-]
+pytestmark = BROWSER_TESTS
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="the playwright Python package is not installed"
 )
 expect = sync_api.expect
 
-# Without the background-networking flags Chromium tries to reach outside hosts (TESTING.md).
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-PHONE_WIDTH = 360
 # A store page loads over a crowded store WiFi: HTML, CSS and scripts stay under this.
 PAGE_BUDGET_BYTES = 50 * 1024
-ARTIFACTS = Path(__file__).parent / "artifacts"
 PASSWORD = "correct horse battery"
-TIMEOUT_MS = 10_000
 HOSTILE_TITLE = '<img src=x id="injected">Boots & "Co"'
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def portal(tmp_path: Path) -> Iterator[LivePortal]:
-    """A fresh ``instore portal``; its log must stay free of errors."""
-    try:
-        live = start_portal(tmp_path / "portal")
-    except PortalDidNotStart as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield live
-    finally:
-        live.stop()
-    output = live.output()
-    for marker in ("Traceback", "[ERROR]", "level=error"):
-        assert marker not in output, f"the portal logged an error:\n{output}"
-
-
-@pytest.fixture
-def db(portal: LivePortal) -> Iterator[sqlite_utils.Database]:
-    """This process's own connection to the portal's database: the offers worker's seat."""
-    database = open_database(portal.database_path)
-    yield database
-    database.conn.close()
-
-
-@pytest.fixture
-def page(browser: Browser, portal: LivePortal) -> Iterator[Page]:
-    context = browser.new_context(
-        viewport={"width": PHONE_WIDTH, "height": 740},
-        is_mobile=True,
-        has_touch=True,
-        device_scale_factor=2,
-        locale="en-US",
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
-
-
-def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+browser = browser_fixture()
+portal = portal_fixture()
+db = database_fixture()  # this process's seat: it commits notifications as the offers worker does
+page = phone_page_fixture()
 
 
 def sign_in_and_open_store(page: Page, portal: LivePortal) -> None:
@@ -167,7 +104,7 @@ def test_new_notifications_appear_live(
     assert page.locator("#notifications > li").first.get_attribute("id") == f"n-{live_id}"
     expect(item.locator("h3")).to_have_text(HOSTILE_TITLE)
     assert page.locator("#injected").count() == 0
-    expect(item.locator(".price")).to_contain_text("Your price: 55.50")
+    expect(item.locator(".price")).to_contain_text("Your price: €55.50")
     expect(item.locator("code")).to_have_text(code)
     qr = item.locator("img.qr")
     expect(qr).to_have_attribute("alt", f"QR code for {code}")
@@ -194,9 +131,7 @@ def test_store_page_is_small_and_works_without_javascript(
     for number in range(5):
         offer(db, ana.id, f"Offer {number} with a rather long name that has to wrap on a phone")
     friend_note(db, ana.id, "Bea")
-    context = browser.new_context(
-        viewport={"width": PHONE_WIDTH, "height": 740}, java_script_enabled=False
-    )
+    context = browser.new_context(viewport=PHONE_SCREEN, java_script_enabled=False)
     try:
         page = context.new_page()
         sign_in_and_open_store(page, portal)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -24,24 +23,23 @@ import sqlite_utils
 
 from hardware.clients import DemoLookup
 from instore import clock, members, sessions
-from instore.db import open_database
 from offers.channels.webpush_channel import push_payload
 from offers.notifications import create_notification, get_notification
-from tests import live_portal
-from tests.live_portal import LivePortal, PortalDidNotStart, start_portal
+from tests.browser import (
+    BROWSER_TESTS,
+    TIMEOUT_MS,
+    browser_fixture,
+    database_fixture,
+    portal_fixture,
+    shot,
+)
+from tests.live_portal import LivePortal
 from tests.webpush_helpers import keys_of, new_subscriber
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Debian chromium is not installed at /usr/bin/chromium"
-    ),
-]
+pytestmark = BROWSER_TESTS
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="the playwright Python package is not installed"
@@ -51,19 +49,6 @@ expect = sync_api.expect
 # A name that is not loopback, so Chromium treats http pages on it as insecure, as on a store's
 # WiFi; .test is reserved (RFC 2606) and on no HSTS preload list.
 STORE_HOST = "shop.test"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",  # without these Chromium tries outside hosts (TESTING.md)
-    "--disable-component-update",
-    "--disable-sync",
-    f"--host-resolver-rules=MAP {STORE_HOST} 127.0.0.1",
-]
-TIMEOUT_MS = 10_000
-ARTIFACTS = Path(__file__).parent / "artifacts"
 INSECURE_SENTENCE = (
     "Notifications when this page is closed need a secure (https) connection; this store's WiFi "
     "page is http, so offers appear here while the page is open."
@@ -108,46 +93,10 @@ SHOWN_NOTIFICATIONS = """async () => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def portal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LivePortal]:
-    """``instore portal`` that also answers as STORE_HOST; its log must stay free of errors."""
-    plain = live_portal.portal_environment
-
-    def environment(workdir: Path, port: int) -> dict[str, str]:
-        env = plain(workdir, port)
-        env["INSTORE_PORTAL_HOSTNAMES"] = f"localhost,127.0.0.1,{STORE_HOST}"
-        return env
-
-    monkeypatch.setattr(live_portal, "portal_environment", environment)
-    try:
-        live = start_portal(tmp_path / "portal")
-    except PortalDidNotStart as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield live
-    finally:
-        live.stop()
-    output = live.output()
-    for marker in ("Traceback", "[ERROR]", "level=error"):
-        assert marker not in output, f"the portal logged an error:\n{output}"
-
-
-@pytest.fixture
-def db(portal: LivePortal) -> Iterator[sqlite_utils.Database]:
-    """The portal's own database (WAL: the test reads what the portal wrote)."""
-    database = open_database(portal.database_path)
-    yield database
-    database.conn.close()
+browser = browser_fixture(f"--host-resolver-rules=MAP {STORE_HOST} 127.0.0.1")
+# The portal also answers as STORE_HOST.
+portal = portal_fixture({"INSTORE_PORTAL_HOSTNAMES": f"localhost,127.0.0.1,{STORE_HOST}"})
+db = database_fixture()  # the portal's own database (WAL: the test reads what the portal wrote)
 
 
 @pytest.fixture
@@ -186,11 +135,6 @@ def new_page(browser: Browser, portal: LivePortal) -> Iterator[Callable[..., Pag
 
 def stored_endpoints(db: sqlite_utils.Database) -> list[tuple[int, str]]:
     return list(db.conn.execute("SELECT member_id, endpoint FROM push_subscriptions").fetchall())
-
-
-def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
 
 
 @pytest.mark.usefixtures("shopper")
