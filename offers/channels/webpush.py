@@ -18,8 +18,6 @@ import base64
 import binascii
 import json
 import logging
-import os
-import secrets
 from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -36,6 +34,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from py_vapid import Vapid, VapidException
 
 from instore import clock
+from instore.keys import write_once
 
 logger = logging.getLogger(__name__)
 
@@ -153,25 +152,11 @@ def ensure_vapid_keys(directory: Path) -> VapidKeys:
 
 
 def _write_new_key(path: Path) -> None:
-    """Write a fresh key beside ``path`` and link it into place, never overwriting one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a fresh key into place, never overwriting one (the first process to write wins)."""
     vapid = Vapid()
     vapid.generate_keys()
-    scratch = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(vapid.private_pem())
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            # A link appears complete or not at all, and fails if another process won the race.
-            os.link(scratch, path)
-        except FileExistsError:
-            return
+    if write_once(path, vapid.private_pem()):
         logger.info("generated the box's VAPID key in %s", path)
-    finally:
-        scratch.unlink(missing_ok=True)
 
 
 def check_contact(contact: str) -> str:
