@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import faulthandler
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,18 @@ from portal import create_app
 # The Flask test client talks from this address; the demo lookup gives it a stable MAC.
 TEST_CLIENT_IP = "127.0.0.1"
 PASSWORD = "correct horse battery"
+
+
+# No test here needs more than a minute or two; one that hangs (a browser call without its own
+# deadline) dumps every thread's stack and ends the run instead of blocking CI for hours.
+TEST_WATCHDOG_SECONDS = 600
+
+
+@pytest.fixture(autouse=True)
+def hang_watchdog() -> Iterator[None]:
+    faulthandler.dump_traceback_later(TEST_WATCHDOG_SECONDS, exit=True, file=sys.stderr)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(autouse=True)
