@@ -14,7 +14,7 @@ from typing import Any
 import sqlite_utils
 
 from instore.clock import from_iso, to_iso
-from instore.members import CONSENT_KINDS
+from instore.members import current_consents
 from offers.audience import AUDIENCE_CONSENTS
 
 # A member counts as "in a visit" this long after their store_enter: the presence daemon ends a
@@ -73,14 +73,8 @@ def member_attributes(db: sqlite_utils.Database, member_id: int, now: datetime) 
             previous = None if before is None else from_iso(before)
         else:
             previous = last_at
-    consents = {kind: False for kind in AUDIENCE_CONSENTS}
-    for kind, granted in conn.execute(
-        """SELECT kind, granted FROM consents WHERE id IN
-             (SELECT MAX(id) FROM consents WHERE member_id = ? GROUP BY kind)""",
-        (member_id,),
-    ):
-        if kind in CONSENT_KINDS and kind in consents:
-            consents[kind] = bool(granted)
+    latest = current_consents(db, member_id)
+    consents = {kind: bool(latest.get(kind, {}).get("granted")) for kind in AUDIENCE_CONSENTS}
     return {
         "tier": tier,
         "interests": interests,
