@@ -58,7 +58,15 @@ def connect(
 
 @contextmanager
 def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
-    """Run a block as one write transaction, rolled back if it raises."""
+    """Run a block as one write transaction, rolled back if it raises.
+
+    Inside a caller's transaction it becomes a savepoint, so a domain function (create a zone)
+    and the console's audit entry about it commit or roll back together.
+    """
+    if db.conn.in_transaction:
+        with atomic(db, "instore_nested"):
+            yield db
+        return
     db.conn.execute("BEGIN IMMEDIATE")
     try:
         yield db

@@ -98,6 +98,28 @@ KERNEL_MIGRATIONS: list[Migration] = [
             "CREATE INDEX sessions_member ON sessions(member_id)",
         ),
     ),
+    Migration(
+        "instore",
+        3,
+        "the audit log of staff and manager actions",
+        (
+            # Who did what to which thing, with the thing's state before and after as JSON, so a
+            # manager can answer "who paused the shoe offer?" and put it back. actor_id is kept
+            # as a plain number (no foreign key) so erasing a staff account keeps its history;
+            # actor_name is what they were called then.
+            """CREATE TABLE audit_log (
+                id INTEGER PRIMARY KEY,
+                ts TEXT NOT NULL,
+                actor_id INTEGER,
+                actor_name TEXT NOT NULL,
+                action TEXT NOT NULL,
+                target TEXT NOT NULL,
+                before TEXT,
+                after TEXT
+            )""",
+            "CREATE INDEX audit_log_ts ON audit_log(ts)",
+        ),
+    ),
 ]
 
 

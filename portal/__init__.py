@@ -55,7 +55,19 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
     lookup = pm.hook.client_lookup(name=config["hardware"]["client_lookup"], config=config)
     app.extensions["instore_client_lookup"] = lookup
 
-    from portal import account, api, auth, demo_walk, feed, i18n, pages, push, security, tills_api
+    from portal import (
+        account,
+        api,
+        auth,
+        demo_walk,
+        feed,
+        i18n,
+        manage,
+        pages,
+        push,
+        security,
+        tills_api,
+    )
 
     i18n.init_app(app)
     auth.init_app(app)
@@ -66,6 +78,7 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
     app.register_blueprint(demo_walk.bp)
     app.register_blueprint(feed.bp)
     app.register_blueprint(push.bp)
+    manage.init_app(app)
     security.apply_rate_limits(app)
     tills_api.init_app(app)  # after the limiter exists: limited per till key
 

@@ -39,6 +39,7 @@ SECURITY_HEADERS: dict[str, str] = {
 RATE_LIMITED_VIEWS: dict[str, str] = {
     "account.signin": "login_limit",
     "account.signup": "signup_limit",
+    "manage.signin": "login_limit",
 }
 
 

@@ -107,6 +107,27 @@ PRESENCE_MIGRATIONS: list[Migration] = [
             "CREATE INDEX sim_walks_pending ON sim_walks(id) WHERE taken_at IS NULL",
         ),
     ),
+    Migration(
+        "presence",
+        5,
+        "the floor plan image and its scale",
+        (
+            # At most one row (id = 1): the picture a manager uploaded, drawn under the zones.
+            # metres_per_px is the scale they set by drawing a line of known length; zones and
+            # sensors stay in metres, so re-scaling moves the picture under them, not the zones.
+            # The image's top-left corner is the origin (0, 0); y grows downwards, as on screen.
+            """CREATE TABLE floorplan (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                mime TEXT NOT NULL CHECK (mime IN ('image/png', 'image/jpeg', 'image/svg+xml')),
+                image BLOB NOT NULL,
+                width_px INTEGER NOT NULL CHECK (width_px > 0),
+                height_px INTEGER NOT NULL CHECK (height_px > 0),
+                metres_per_px REAL NOT NULL CHECK (metres_per_px > 0),
+                sha256 TEXT NOT NULL,
+                uploaded_at TEXT NOT NULL
+            )""",
+        ),
+    ),
 ]
 
 

@@ -115,3 +115,35 @@ class AuthActions:
 @pytest.fixture
 def auth(client: FlaskClient, db: sqlite_utils.Database) -> AuthActions:
     return AuthActions(client, db)
+
+
+class ConsoleActions:
+    """Staff accounts signed in to the manager console through its real sign-in form."""
+
+    def __init__(self, client: FlaskClient, db: sqlite_utils.Database) -> None:
+        self.client = client
+        self.db = db
+
+    def create(self, role: str = "manager", email: str | None = None) -> members.Member:
+        email = email or f"{role}@example.com"
+        found = members.find_by_identifier(self.db, email)
+        if found is not None:
+            return found
+        return members.create_member(
+            self.db, display_name=role.title(), password=PASSWORD, email=email, role=role
+        )
+
+    def signin(self, role: str = "manager", email: str | None = None) -> members.Member:
+        """Create (once) and sign in a console user of ``role``; returns the member."""
+        member = self.create(role, email)
+        response = self.client.post(
+            "/manage/signin", data={"identifier": member.email, "password": PASSWORD}
+        )
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return member
+
+
+@pytest.fixture
+def console(client: FlaskClient, db: sqlite_utils.Database) -> ConsoleActions:
+    """For console pages (CSRF off, like ``client``): ``console.signin("manager")``."""
+    return ConsoleActions(client, db)

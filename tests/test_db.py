@@ -18,6 +18,7 @@ from instore.db import (
 )
 from instore.migrations import KERNEL_MIGRATIONS
 
+KERNEL_LATEST = max(step.version for step in KERNEL_MIGRATIONS)  # what an upgrade ends at
 FIXTURE = Path(__file__).parent / "fixtures" / "instore-schema-v1.sql"
 V1_TABLES = ("members", "credentials", "consents", "devices", "sessions", "events", "cursors")
 
@@ -65,7 +66,7 @@ def test_upgrade_from_version_1_keeps_every_row(tmp_path: Path) -> None:
     assert all(before.values()), "the fixture must have rows in every table"
 
     db = open_database(path)
-    assert schema_versions(db)["instore"] == 2
+    assert schema_versions(db)["instore"] == KERNEL_LATEST
     for table in V1_TABLES:
         after = rows(path, table)
         assert len(after) == len(before[table]), table
@@ -101,7 +102,7 @@ def test_failed_migration_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyP
     db = connect(tmp_path / "a.db")
     assert "ok_table" not in db.table_names()
     assert "zz_test" not in schema_versions(db)
-    assert schema_versions(db)["instore"] == 2  # the good steps before it stay applied
+    assert schema_versions(db)["instore"] == KERNEL_LATEST  # the good steps before it stay applied
 
 
 def test_not_a_database(tmp_path: Path) -> None:
