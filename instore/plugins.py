@@ -17,6 +17,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "community.migrations",
     "hardware.gateway",
     "hardware.clients",
+    "instore.cli_users",
     "hardware.cli",
     "presence.sources.builtin",
     "presence.plugins",

@@ -16,7 +16,10 @@ from flask import Flask
 from portal.manage.access import nav_entries
 
 # Feature modules, each exposing ``bp``; listed here so the console's pages are in one place.
-FEATURES: tuple[str, ...] = ("portal.manage.console",)
+FEATURES: tuple[str, ...] = (
+    "portal.manage.console",
+    "portal.manage.people",
+)
 
 
 def init_app(app: Flask) -> None:

@@ -17,11 +17,10 @@ from werkzeug.wrappers import Response
 
 from instore import audit, members
 from instore.db import atomic
+from instore.staff import CONSOLE_ROLES, ROLE_RANK
 from portal.database import get_db
 
-# Higher may do everything lower may; shoppers rank 0 and never reach /manage.
-ROLE_RANK: Mapping[str, int] = {"shopper": 0, "staff": 1, "manager": 2, "admin": 3}
-CONSOLE_ROLES: tuple[str, ...] = ("staff", "manager", "admin")
+__all__ = ["CONSOLE_ROLES", "ROLE_RANK", "actor", "audited", "has_role", "record", "require_role"]
 
 
 def has_role(member: members.Member | None, role: str) -> bool:
