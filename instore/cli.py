@@ -14,7 +14,7 @@ import click
 
 from instore import __version__
 from instore.cli_support import Context, fail, pass_ctx
-from instore.config import ConfigError, load_config
+from instore.config import ConfigError, load_config, shown_value
 from instore.db import DatabaseError, connect, open_database, schema_versions, upgrade
 from instore.logs import setup_logging
 from instore.nudge import send_nudge
@@ -80,8 +80,7 @@ def config_show(ctx: Context) -> None:
     for section, values in cfg.as_dict().items():
         click.echo(f"[{section}]")
         for key, value in values.items():
-            shown = "(hidden)" if key == "secret_key" and value else value
-            click.echo(f"{key} = {shown!r}")
+            click.echo(f"{key} = {shown_value(key, value)!r}")
 
 
 @main.command()
@@ -190,6 +189,7 @@ def demo(bind: str, reset: bool) -> None:
         click.echo(f"  {account.role:<9} {account.email:<20} {account.password:<18} {loyalty}")
     click.echo(
         f"\n  Phone view: http://{bind}/signin   (or sign up as a new member)\n"
+        f"  Console:    http://{bind}/manage   (the manager or staff account above)\n"
         f"  Database:   {config.database_path}\n  Stop with Ctrl-C.\n"
     )
     instore = [sys.executable, "-m", "instore"]

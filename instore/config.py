@@ -140,6 +140,17 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+# Settings whose values are never printed or shown in the console (present or not is enough).
+SECRET_MARKERS: tuple[str, ...] = ("secret", "password", "private")
+
+
+def shown_value(key: str, value: Any) -> Any:
+    """``value`` as ``instore config`` and the console show it: secrets as "(hidden)"."""
+    if value and any(marker in key for marker in SECRET_MARKERS):
+        return "(hidden)"
+    return value
+
+
 class ConfigError(Exception):
     """A configuration problem a person can fix; the message names the file and key."""
 

@@ -101,7 +101,7 @@ KERNEL_MIGRATIONS: list[Migration] = [
     Migration(
         "instore",
         3,
-        "the audit log of staff and manager actions",
+        "the audit log of console actions; WiFi terms published from the console",
         (
             # Who did what to which thing, with the thing's state before and after as JSON, so a
             # manager can answer "who paused the shoe offer?" and put it back. actor_id is kept
@@ -118,6 +118,16 @@ KERNEL_MIGRATIONS: list[Migration] = [
                 after TEXT
             )""",
             "CREATE INDEX audit_log_ts ON audit_log(ts)",
+            # WiFi terms an admin published from the console; the newest is in force and
+            # replaces the built-in text and [portal] terms_version. Shoppers accept it again
+            # at their next sign-in because their consent names an older version.
+            """CREATE TABLE wifi_terms (
+                id INTEGER PRIMARY KEY,
+                version TEXT NOT NULL UNIQUE,
+                body TEXT NOT NULL,
+                published_at TEXT NOT NULL,
+                published_by TEXT NOT NULL
+            )""",
         ),
     ),
 ]

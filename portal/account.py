@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from instore import events, members, sessions
+from instore import events, members, sessions, terms
 from instore.nudge import send_nudge
 from portal.auth import PortalUser
 from portal.clients import current_client, current_session
@@ -77,10 +77,13 @@ def go_online(member: members.Member, continue_url: str | None) -> Response | tu
     return redirect(url_with_continue("pages.online", continue_url))
 
 
+def terms_version() -> str:
+    """The WiFi terms in force: the newest published in the console, else the configured one."""
+    return terms.current_version(get_db(), str(_portal_setting("terms_version")))
+
+
 def _needs_consents(member: members.Member) -> bool:
-    return not members.has_accepted_terms(
-        get_db(), member.id, str(_portal_setting("terms_version"))
-    )
+    return not members.has_accepted_terms(get_db(), member.id, terms_version())
 
 
 def _after_sign_in(member: members.Member, continue_url: str | None) -> Response | tuple[str, int]:
@@ -170,13 +173,13 @@ def consents() -> Response | str | tuple[str, int]:
         form.continue_url.data = continue_url or ""
     if form.validate_on_submit():
         choices = {kind: bool(getattr(form, kind).data) for kind in members.CONSENT_KINDS}
-        members.record_consents(db, member.id, choices, str(_portal_setting("terms_version")))
+        members.record_consents(db, member.id, choices, terms_version())
         events.append(db, "member.consents", {"member_id": member.id, **choices})
         return go_online(member, continue_url)
     return render_template(
         "account/consents.html",
         form=form,
-        terms_version=_portal_setting("terms_version"),
+        terms_version=terms_version(),
         continue_url=continue_url,
     )
 
@@ -196,7 +199,7 @@ def account() -> Response | str:
             if bool(getattr(form, kind).data) != current.get(kind, {}).get("granted", False)
         }
         if changed:
-            members.record_consents(db, member.id, changed, str(_portal_setting("terms_version")))
+            members.record_consents(db, member.id, changed, terms_version())
             events.append(db, "member.consents", {"member_id": member.id, **changed})
         flash(_("Your choices are saved."))
         return redirect(url_for("account.account"))

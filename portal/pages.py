@@ -7,6 +7,7 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from instore import members, sessions
+from instore import terms as wifi_terms
 from instore.clock import from_iso, to_iso, utcnow
 from offers.notifications import recent_notifications
 from portal.clients import current_session
@@ -84,8 +85,9 @@ def store() -> Response | str:
 
 @bp.route("/terms")
 def terms() -> str:
-    version = current_app.config["INSTORE"]["portal"]["terms_version"]
-    return render_template("captive/terms.html", version=version)
+    default = current_app.config["INSTORE"]["portal"]["terms_version"]
+    current = wifi_terms.current_terms(get_db(), default)
+    return render_template("captive/terms.html", version=current.version, terms=current)
 
 
 @bp.route("/venue")

@@ -19,6 +19,7 @@ from portal.manage.access import nav_entries
 FEATURES: tuple[str, ...] = (
     "portal.manage.console",
     "portal.manage.people",
+    "portal.manage.box",
 )
 
 

@@ -98,6 +98,7 @@ NAV: tuple[tuple[str, str, str], ...] = (
     ("manage_analytics.page", "Analytics", "manager"),
     ("manage_people.staff", "Staff", "manager"),
     ("manage_people.audit", "Audit log", "manager"),
+    ("manage_box.page", "Box", "admin"),
 )
 
 
