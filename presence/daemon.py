@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 import sqlite_utils
 
 from instore.clock import to_iso
+from instore.db import transaction
 from instore.systemd import notify, watchdog_interval
 from presence.fingerprint import DeviceCounter
 from presence.identity import Identifier
@@ -37,6 +38,9 @@ MAX_RETRY_SECONDS = 60.0  # ...then less and less often, so a missing radio does
 HEALTHY_RUN_SECONDS = 60.0  # a source that ran this long before failing starts back-off afresh
 RETENTION_EVERY_SECONDS = 3600.0  # deleting old sightings once an hour is plenty
 FOOTFALL_SECONDS = 3600  # footfall is reported per hour, as managers read it
+# sensors.last_seen_at feeds the console's sensor health (ok within two minutes): stamping the
+# sensors heard every 10 s is fresh enough and costs one small write, not one per frame.
+SENSOR_SEEN_SECONDS = 10.0
 
 
 @dataclass
@@ -88,6 +92,7 @@ class PresenceDaemon:
         # in memory: the addresses it holds never reach the disk, only the hour's counts.
         self.footfall: dict[int, DeviceCounter] = {}
         self.queue: asyncio.Queue[Observation] | None = None
+        self.sensors_heard: set[str] = set()  # since the last stamp of sensors.last_seen_at
         self.finished_sources = 0
 
     # -- sources -----------------------------------------------------------------------------
@@ -126,6 +131,7 @@ class PresenceDaemon:
     def handle(self, obs: Observation) -> None:
         """Identify one observation, track it, and count it into its sighting bucket."""
         self.stats.observations += 1
+        self.sensors_heard.add(obs.sensor_id)
         if obs.kind == WIFI_PROBE and "fingerprint" in obs.payload and "seq" in obs.payload:
             hour = int(obs.ts // FOOTFALL_SECONDS)
             self.footfall.setdefault(hour, DeviceCounter()).add(
@@ -181,6 +187,21 @@ class PresenceDaemon:
             written += 1
         return written
 
+    def flush_sensors_seen(self, now: float) -> int:
+        """Stamp sensors.last_seen_at of the sensors heard since the last stamp; returns how many.
+
+        The box's clock, not the observation's: health means "this sensor is delivering now",
+        and a replayed capture's timestamps are from when it was recorded.
+        """
+        if not self.sensors_heard:
+            return 0
+        stamp = to_iso(datetime.fromtimestamp(now, UTC))
+        rows = [(stamp, sensor_id) for sensor_id in sorted(self.sensors_heard)]
+        with transaction(self.db):  # one commit for them all
+            self.db.conn.executemany("UPDATE sensors SET last_seen_at = ? WHERE id = ?", rows)
+        self.sensors_heard.clear()
+        return len(rows)
+
     def purge_old(self, now: float) -> int:
         cutoff = datetime.fromtimestamp(now, UTC) - timedelta(days=self.retention_days)
         deleted = self.db.conn.execute(
@@ -193,12 +214,15 @@ class PresenceDaemon:
     async def _ticker(self, stop: asyncio.Event) -> None:
         watchdog = watchdog_interval()
         last_watchdog = 0.0
-        last_purge = float("-inf")
+        last_purge = last_sensors_seen = float("-inf")
         while not stop.is_set():
             now = self.wall_time()
             self.tracker.tick()
             self.flush_sightings(now)
             self.flush_footfall(now)
+            if time.monotonic() - last_sensors_seen >= SENSOR_SEEN_SECONDS:
+                self.flush_sensors_seen(now)
+                last_sensors_seen = time.monotonic()
             if time.monotonic() - last_purge > RETENTION_EVERY_SECONDS:
                 self.purge_old(now)
                 last_purge = time.monotonic()
@@ -238,5 +262,6 @@ class PresenceDaemon:
             self.tracker.tick()
             self.flush_sightings(self.wall_time() + self.sighting_seconds)
             self.flush_footfall(self.wall_time(), include_current=True)
+            self.flush_sensors_seen(self.wall_time())
             notify("STOPPING=1")
         return self.stats

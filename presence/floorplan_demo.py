@@ -58,8 +58,12 @@ DEMO_SENSORS: tuple[tuple[str, str, float, float, float], ...] = tuple(
 
 
 def seed_demo_floorplan(db: sqlite_utils.Database) -> FloorPlan:
-    """Put the demo zones and sensors in the database (those missing only) and return the plan."""
-    return seed_floorplan(db, DEMO_ZONES, DEMO_SENSORS)
+    """Put the demo zones, sensors and floor plan picture in the database (those missing only)."""
+    from presence.floorplan_demo_picture import seed_demo_plan_image  # it imports this module
+
+    plan = seed_floorplan(db, DEMO_ZONES, DEMO_SENSORS)
+    seed_demo_plan_image(db)
+    return plan
 
 
 def demo_floorplan() -> FloorPlan:

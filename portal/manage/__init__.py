@@ -20,6 +20,11 @@ FEATURES: tuple[str, ...] = (
     "portal.manage.console",
     "portal.manage.people",
     "portal.manage.box",
+    "portal.manage.live",
+    "portal.manage.offers",
+    "portal.manage.plan",
+    "portal.manage.plan_image",
+    "portal.manage.analytics",
 )
 
 
