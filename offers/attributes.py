@@ -96,3 +96,39 @@ def member_interests(db: sqlite_utils.Database, member_id: int) -> tuple[str, ..
             (member_id,),
         )
     )
+
+
+def preview_members(db: sqlite_utils.Database, limit: int) -> list[tuple[int, str, str]]:
+    """(id, display name, tier) of shoppers to preview an offer for: those with interests first.
+
+    The console's offer preview shows the personal price a real member would see; members who
+    stated interests show the interest discount too, so they come first, newest first. Two
+    index-ordered queries, not a sort of every member: a store has tens of thousands.
+    """
+    conn = db.conn
+    chosen = [
+        int(row[0])
+        for row in conn.execute(
+            """SELECT DISTINCT i.member_id FROM member_interests i
+               JOIN members m ON m.id = i.member_id AND m.role = 'shopper'
+               ORDER BY i.member_id DESC LIMIT ?""",
+            (limit,),
+        )
+    ]
+    if len(chosen) < limit:
+        marks = ", ".join("?" for _ in chosen)
+        chosen += [
+            int(row[0])
+            for row in conn.execute(
+                f"""SELECT id FROM members WHERE role = 'shopper' AND id NOT IN ({marks})
+                    ORDER BY id DESC LIMIT ?""",  # noqa: S608 - placeholders only
+                (*chosen, limit - len(chosen)),
+            )
+        ]
+    found = []
+    for member_id in chosen:
+        name, tier = conn.execute(
+            "SELECT display_name, tier FROM members WHERE id = ?", (member_id,)
+        ).fetchone()
+        found.append((member_id, str(name), str(tier)))
+    return found

@@ -390,3 +390,22 @@ def record_purchase(
         till_id=till.id,
         ts=ts,
     )
+
+
+def issued_and_redeemed_counts(db: sqlite_utils.Database) -> dict[int, tuple[int, int]]:
+    """Offer id -> (sends, redemptions), for every offer with either; the console's offer list.
+
+    Sends are the engine's ``sent`` decisions (what ``max_issued`` counts); two grouped queries
+    instead of two per offer.
+    """
+    counts: dict[int, tuple[int, int]] = {}
+    for offer_id, sent in db.conn.execute(
+        """SELECT offer_id, COUNT(*) FROM decisions
+           WHERE outcome = 'sent' AND offer_id IS NOT NULL GROUP BY offer_id"""
+    ):
+        counts[int(offer_id)] = (int(sent), 0)
+    for offer_id, redeemed in db.conn.execute(
+        "SELECT offer_id, COUNT(*) FROM redemptions WHERE offer_id IS NOT NULL GROUP BY offer_id"
+    ):
+        counts[int(offer_id)] = (counts.get(int(offer_id), (0, 0))[0], int(redeemed))
+    return counts
