@@ -234,6 +234,36 @@ OFFERS_MIGRATIONS: list[Migration] = [
             "CREATE INDEX purchases_member ON purchases(member_id, product, ts)",
         ),
     ),
+    Migration(
+        "offers",
+        4,
+        "indexes and a per-day cache for the console's analytics and holdout lift",
+        (
+            # The offer funnel reads one day's decisions at a time, by time; covering, so the
+            # table itself is not touched.
+            "CREATE INDEX decisions_ts ON decisions(ts, offer_id, outcome)",
+            # Holdout lift (offers.attribution) gathers an offer's sent and held-out members.
+            "CREATE INDEX decisions_offer_outcome ON decisions(offer_id, outcome, member_id, ts)",
+            # Friend notes per day.
+            "CREATE INDEX notifications_kind_ts ON notifications(kind, ts)",
+            # New vs returning members per day.
+            "CREATE INDEX visits_ts ON visits(ts, member_id)",
+            # "Was this notification's code redeemed?" (funnel) and "did this member redeem
+            # this offer in their window?" (lift).
+            "CREATE INDEX redemptions_notification ON redemptions(notification_id)",
+            "CREATE INDEX redemptions_member ON redemptions(member_id, offer_id, ts)",
+            # A report's figures for one store-local day, as JSON, kept once nothing can change
+            # them any more (offers.reports): a quarter's page then reads ~90 small rows.
+            # Keyed by time zone too, as a day's bounds depend on it.
+            """CREATE TABLE report_days (
+                report TEXT NOT NULL,
+                timezone TEXT NOT NULL,
+                day TEXT NOT NULL,
+                figures TEXT NOT NULL,
+                PRIMARY KEY (report, timezone, day)
+            ) WITHOUT ROWID""",
+        ),
+    ),
 ]
 
 

@@ -128,6 +128,35 @@ PRESENCE_MIGRATIONS: list[Migration] = [
             )""",
         ),
     ),
+    Migration(
+        "presence",
+        6,
+        "dwell time per zone rolled up by hour, for the console's analytics",
+        (
+            # How many zone visits ended in each hour (UTC, as stored) per zone, by dwell bucket
+            # (bucket_0 shortest; edges in presence.reports.DWELL_BUCKET_EDGES_S): months of
+            # zone events become a few thousand rows, so the analytics page reads a quarter in
+            # milliseconds. Filled from the outbox by presence.reports.catch_up_dwell, which
+            # keeps its cursor in `cursors`.
+            """CREATE TABLE zone_dwell_hourly (
+                hour TEXT NOT NULL,
+                zone_id INTEGER NOT NULL,
+                bucket_0 INTEGER NOT NULL DEFAULT 0,
+                bucket_1 INTEGER NOT NULL DEFAULT 0,
+                bucket_2 INTEGER NOT NULL DEFAULT 0,
+                bucket_3 INTEGER NOT NULL DEFAULT 0,
+                bucket_4 INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (hour, zone_id)
+            ) WITHOUT ROWID""",
+            # zone_enter events still waiting for their zone_exit when a catch-up stopped.
+            """CREATE TABLE zone_dwell_open (
+                device TEXT NOT NULL,
+                zone_id INTEGER NOT NULL,
+                entered_at TEXT NOT NULL,
+                PRIMARY KEY (device, zone_id)
+            ) WITHOUT ROWID""",
+        ),
+    ),
 ]
 
 
