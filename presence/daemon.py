@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from instore.systemd import notify, watchdog_interval
 from presence.fingerprint import DeviceCounter
 from presence.identity import Identifier
 from presence.observation import WIFI_PROBE, Observation
+from presence.reports import catch_up_dwell
 from presence.sources import Source
 from presence.track import Tracker
 
@@ -41,6 +43,11 @@ FOOTFALL_SECONDS = 3600  # footfall is reported per hour, as managers read it
 # sensors.last_seen_at feeds the console's sensor health (ok within two minutes): stamping the
 # sensors heard every 10 s is fresh enough and costs one small write, not one per frame.
 SENSOR_SEEN_SECONDS = 10.0
+# The analytics page's dwell rollup is kept current from here, a minute at a time, so the first
+# page view on a busy box does not have to roll up weeks of events; one batch (20,000 events,
+# a fraction of a second) per minute keeps the ticker and its watchdog on time.
+DWELL_ROLLUP_SECONDS = 60.0
+DWELL_ROLLUP_BATCHES = 1
 
 
 @dataclass
@@ -202,6 +209,14 @@ class PresenceDaemon:
         self.sensors_heard.clear()
         return len(rows)
 
+    def roll_up_dwell(self) -> int:
+        """Bring the dwell rollup up to date, one bounded step; a locked database waits a turn."""
+        try:
+            return catch_up_dwell(self.db, max_batches=DWELL_ROLLUP_BATCHES)
+        except sqlite3.OperationalError as exc:
+            log.warning("dwell rollup deferred", extra={"error": str(exc)})
+            return 0
+
     def purge_old(self, now: float) -> int:
         cutoff = datetime.fromtimestamp(now, UTC) - timedelta(days=self.retention_days)
         deleted = self.db.conn.execute(
@@ -214,7 +229,7 @@ class PresenceDaemon:
     async def _ticker(self, stop: asyncio.Event) -> None:
         watchdog = watchdog_interval()
         last_watchdog = 0.0
-        last_purge = last_sensors_seen = float("-inf")
+        last_purge = last_sensors_seen = last_rollup = float("-inf")
         while not stop.is_set():
             now = self.wall_time()
             self.tracker.tick()
@@ -223,6 +238,9 @@ class PresenceDaemon:
             if time.monotonic() - last_sensors_seen >= SENSOR_SEEN_SECONDS:
                 self.flush_sensors_seen(now)
                 last_sensors_seen = time.monotonic()
+            if time.monotonic() - last_rollup >= DWELL_ROLLUP_SECONDS:
+                self.roll_up_dwell()
+                last_rollup = time.monotonic()
             if time.monotonic() - last_purge > RETENTION_EVERY_SECONDS:
                 self.purge_old(now)
                 last_purge = time.monotonic()

@@ -149,15 +149,20 @@ def dwell_by_zone(db: sqlite_utils.Database, period: LocalPeriod) -> list[ZoneDw
     return [ZoneDwell(zone_id, names.get(zone_id), tuple(row)) for zone_id, row in counts.items()]
 
 
-def catch_up_dwell(db: sqlite_utils.Database, batch: int = CATCH_UP_BATCH) -> int:
+def catch_up_dwell(
+    db: sqlite_utils.Database, batch: int = CATCH_UP_BATCH, max_batches: int | None = None
+) -> int:
     """Roll the zone events after the cursor into ``zone_dwell_hourly``; returns how many.
 
     Each batch, its open enters and its cursor advance are one write transaction (BEGIN
     IMMEDIATE), and the cursor is read inside it, so two page views catching up at once take
-    turns instead of counting the same events twice.
+    turns instead of counting the same events twice. ``max_batches`` bounds one call, for the
+    presence daemon, which keeps the rollup current in the background and must not stall.
     """
     handled = 0
-    while True:
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        batches += 1
         with transaction(db):
             rows = db.conn.execute(
                 "SELECT id, kind, payload FROM events WHERE id > ? AND kind IN (?, ?)"
@@ -171,6 +176,7 @@ def catch_up_dwell(db: sqlite_utils.Database, batch: int = CATCH_UP_BATCH) -> in
         handled += len(rows)
         if len(rows) < batch:
             return handled
+    return handled
 
 
 def _roll_up(db: sqlite_utils.Database, rows: list[tuple[int, str, str]]) -> None:

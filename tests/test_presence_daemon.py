@@ -9,12 +9,13 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 import sqlite_utils
 
-from instore import members
+from instore import events, members
 from instore.config import Config
 from presence.daemon import PresenceDaemon
 from presence.floorplan_demo import seed_demo_floorplan
@@ -222,3 +223,22 @@ def test_ble_source_from_the_hook_resolves_consenting_members(
     members.record_consents(db, ana.id, {"location": False}, "v1")  # withdrawn
     identifier.refresh_members()
     assert resolver.resolve(advert[1:], now) is None
+
+
+def test_daemon_keeps_the_dwell_rollup_current_one_bounded_step_at_a_time(
+    db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The analytics rollup advances in the background, never in one long stall of the ticker."""
+    from presence import daemon as daemon_module
+    from presence import reports
+
+    seed_demo_floorplan(db)
+    shoes = db.conn.execute("SELECT id FROM zones WHERE name = 'Shoes'").fetchone()[0]
+    for n in range(5):
+        for kind, ts in (("zone_enter", "10:00:00"), ("zone_exit", "10:02:00")):
+            payload = {"device": f"h:{n}", "zone_id": shoes, "ts": f"2026-06-10T{ts}Z"}
+            events.append(db, kind, payload)
+    monkeypatch.setattr(daemon_module, "catch_up_dwell", partial(reports.catch_up_dwell, batch=4))
+    daemon = PresenceDaemon(db, [], Identifier(db), Tracker(db, load_floorplan(db)), 10, 30)
+    assert [daemon.roll_up_dwell() for _ in range(4)] == [4, 4, 2, 0]
+    assert events.cursor_position(db, reports.DWELL_CONSUMER) == 10
