@@ -142,11 +142,11 @@ class Lift:
 
 # One group's members (first decision t0, window end) and whether each converted. The control
 # group leaves out anyone who was also sent the offer. Parameters are named; only the outcome
-# and the control filter change between the groups, and both are fixed strings below.
+# and the control filter change between the groups, and both are fixed strings in ``_group``.
 _GROUP_SQL = """
 WITH firsts AS (
     SELECT member_id, MIN(ts) AS t0 FROM decisions
-    WHERE offer_id = :offer AND outcome = :outcome AND ts <= :now
+    WHERE offer_id = :offer AND outcome = '{outcome}' AND ts <= :now
     GROUP BY member_id
 ), grp AS (
     SELECT member_id, t0, strftime('%Y-%m-%dT%H:%M:%SZ', t0, :shift) AS t_end FROM firsts
@@ -181,12 +181,15 @@ def _group(
     treated: bool,
 ) -> tuple[GroupResult, int]:
     """One group's result and how many of its members' windows are still open."""
-    query = _GROUP_SQL.format(control_filter="" if treated else _NOT_SENT)
+    # The outcome is written into the SQL (one of two fixed words) so SQLite can use the partial
+    # index for that outcome, which a bound parameter would hide from its planner.
+    query = _GROUP_SQL.format(
+        outcome="sent" if treated else "holdout", control_filter="" if treated else _NOT_SENT
+    )
     members, conversions, pending = db.conn.execute(
         query,
         {
             "offer": offer_id,
-            "outcome": "sent" if treated else "holdout",
             "now": to_iso(now),
             "shift": f"+{int(window_hours)} hours",
             "product": product,
