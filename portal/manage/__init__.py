@@ -13,7 +13,7 @@ import importlib
 
 from flask import Flask
 
-from portal.manage.access import nav_entries
+from portal.manage.access import nav_entries, role_name
 
 # Feature modules, each exposing ``bp``; listed here so the console's pages are in one place.
 FEATURES: tuple[str, ...] = (
@@ -32,4 +32,4 @@ def init_app(app: Flask) -> None:
     """Register every console blueprint."""
     for name in FEATURES:
         app.register_blueprint(importlib.import_module(name).bp)
-    app.context_processor(lambda: {"manage_nav": nav_entries})
+    app.context_processor(lambda: {"manage_nav": nav_entries, "role_name": role_name})

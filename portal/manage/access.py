@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -20,7 +21,29 @@ from instore.db import atomic
 from instore.staff import CONSOLE_ROLES, ROLE_RANK
 from portal.database import get_db
 
-__all__ = ["CONSOLE_ROLES", "ROLE_RANK", "actor", "audited", "has_role", "record", "require_role"]
+__all__ = [
+    "CONSOLE_ROLES",
+    "ROLE_RANK",
+    "actor",
+    "audited",
+    "has_role",
+    "record",
+    "require_role",
+    "role_name",
+]
+
+# Each role as one word in the reader's language (the header, the role-change message).
+ROLE_NAMES: dict[str, Any] = {
+    "shopper": _l("shopper"),
+    "staff": _l("staff"),
+    "manager": _l("manager"),
+    "admin": _l("admin"),
+}
+
+
+def role_name(role: str) -> str:
+    """``role`` as one word in the reader's language; an unknown role as it is stored."""
+    return str(ROLE_NAMES.get(role, role))
 
 
 def has_role(member: members.Member | None, role: str) -> bool:
@@ -91,25 +114,24 @@ def audited(action: str, target: str, change: Callable[[], Any], **states: Any) 
 
 # The console's menu: (endpoint, label, lowest role). Entries whose blueprint is not registered
 # are left out, so a feature can be switched off by leaving its module out of FEATURES.
-NAV: tuple[tuple[str, str, str], ...] = (
-    ("manage_live.page", "Live store", "staff"),
-    ("manage_plan.page", "Floor plan", "manager"),
-    ("manage_offers.index", "Offers", "manager"),
-    ("manage_analytics.page", "Analytics", "manager"),
-    ("manage_people.staff", "Staff", "manager"),
-    ("manage_people.audit", "Audit log", "manager"),
-    ("manage_box.page", "Box", "admin"),
+NAV: tuple[tuple[str, Any, str], ...] = (
+    ("manage_live.page", _l("Live store"), "staff"),
+    ("manage_plan.page", _l("Floor plan"), "manager"),
+    ("manage_offers.index", _l("Offers"), "manager"),
+    ("manage_analytics.page", _l("Analytics"), "manager"),
+    ("manage_people.staff", _l("Staff"), "manager"),
+    ("manage_people.audit", _l("Audit log"), "manager"),
+    ("manage_box.page", _l("Box"), "admin"),
 )
 
 
 def nav_entries() -> list[tuple[str, str]]:
     """(url, label) of the menu entries the current user may open."""
     from flask import current_app
-    from flask_babel import gettext as _
 
     member = current_member()
     return [
-        (url_for(endpoint), _(label))
+        (url_for(endpoint), str(label))
         for endpoint, label, role in NAV
         if endpoint in current_app.view_functions and has_role(member, role)
     ]

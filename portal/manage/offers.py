@@ -26,6 +26,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import pgettext
 from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
@@ -49,6 +50,7 @@ from portal.manage.access import record, require_role
 from portal.manage.offers_forms import (
     LOCAL_INPUT_FORMAT,
     MAX_AUDIENCE_CHARS,
+    TRIGGER_LABELS,
     OfferForm,
     add_error,
     field_for_message,
@@ -89,6 +91,16 @@ STATUS_ACTIONS: dict[str, tuple[str, Any]] = {
     "live": ("paused", _l("Pause")),
     "paused": ("live", _l("Resume")),
 }
+
+
+def status_words() -> dict[str, str]:
+    """Each status as one word, for the list's badges and the save and status messages (with a
+    context: the shopper's page has its own "live", a connection's state)."""
+    return {
+        "draft": pgettext("offer status", "draft"),
+        "live": pgettext("offer status", "live"),
+        "paused": pgettext("offer status", "paused"),
+    }
 
 
 def _timezone() -> str:
@@ -161,6 +173,8 @@ def index() -> str:
         names=zone_names(db),
         counts=issued_and_redeemed_counts(db),
         actions=STATUS_ACTIONS,
+        statuses=status_words(),
+        triggers=TRIGGER_LABELS,
         action_form=ActionForm(),
     )
 
@@ -215,7 +229,8 @@ def _submitted(offer_id: int | None, before: Offer | None) -> Any:
         report = last_week_backtest(db, offer).to_json() if action == "backtest" else None
         return _render(form, offer_id, preview=card, backtest=report)
     _save(offer, before)
-    flash(_("Offer “%(name)s” saved; it is %(status)s.", name=offer.name, status=offer.status))
+    status = status_words().get(offer.status, offer.status)
+    flash(_("Offer “%(name)s” saved; it is %(status)s.", name=offer.name, status=status))
     return redirect(url_for(".index"))
 
 
@@ -256,7 +271,8 @@ def change_status(offer_id: int) -> Any:
                 offer_to_dict(offer, names),
                 offer_to_dict(after, names),
             )
-    flash(_("Offer “%(name)s” is now %(status)s.", name=offer.name, status=status))
+    word = status_words().get(status, status)
+    flash(_("Offer “%(name)s” is now %(status)s.", name=offer.name, status=word))
     return redirect(url_for(".index"))
 
 

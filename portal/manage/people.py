@@ -30,7 +30,7 @@ from wtforms.validators import DataRequired, Length, ValidationError
 from instore import audit, members, staff
 from portal.database import get_db
 from portal.forms import MAX_NAME, MAX_PASSWORD, MIN_PASSWORD
-from portal.manage.access import actor, require_role
+from portal.manage.access import actor, require_role, role_name
 
 bp = Blueprint("manage_people", __name__, url_prefix="/manage")
 require_role(bp, "manager")
@@ -172,7 +172,8 @@ def change_role() -> Response | tuple[str, int]:
     except staff.RoleChangeRefused as exc:
         change.role.errors = [str(exc)]
         return _staff_page(add, change, 400)
-    flash(_("%(name)s's role is now %(role)s.", name=target.display_name, role=change.role.data))
+    role = role_name(change.role.data or "")
+    flash(_("%(name)s's role is now %(role)s.", name=target.display_name, role=role))
     return redirect(url_for("manage_people.staff"))
 
 
