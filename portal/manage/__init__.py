@@ -21,6 +21,7 @@ FEATURES: tuple[str, ...] = (
     "portal.manage.people",
     "portal.manage.box",
     "portal.manage.live",
+    "portal.manage.why",
     "portal.manage.offers",
     "portal.manage.plan",
     "portal.manage.plan_image",

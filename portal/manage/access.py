@@ -116,6 +116,7 @@ def audited(action: str, target: str, change: Callable[[], Any], **states: Any) 
 # are left out, so a feature can be switched off by leaving its module out of FEATURES.
 NAV: tuple[tuple[str, Any, str], ...] = (
     ("manage_live.page", _l("Live store"), "staff"),
+    ("manage_why.page", _l("Why not?"), "staff"),
     ("manage_plan.page", _l("Floor plan"), "manager"),
     ("manage_offers.index", _l("Offers"), "manager"),
     ("manage_analytics.page", _l("Analytics"), "manager"),
