@@ -3,8 +3,7 @@
 ``GET /feed`` is a Server-Sent Events stream of the member's rows in the notifications table,
 which the offers worker (another process) writes. Nothing but the database carries a
 notification here, so any gunicorn worker can serve any phone. One watcher thread per process
-asks SQLite every ``WATCH_INTERVAL_SECONDS`` whether anything was committed (``PRAGMA
-data_version``, which costs no table read) and, only then, which members got something new; it
+(``portal.watch``) notices every commit and, only then, asks which members got something new; it
 wakes the waiting streams through a condition, and only those members' streams query their rows.
 A stream ends after ``STREAM_SECONDS`` so it does not keep a gthread thread for ever: the browser's
 EventSource reconnects by itself and resumes with ``Last-Event-ID``.
@@ -18,10 +17,8 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -33,7 +30,6 @@ from flask_babel import format_currency, format_datetime
 from flask_babel import gettext as _
 
 from instore.clock import from_iso, utcnow
-from instore.db import connect
 from offers.notifications import (
     Notification,
     mark_opened,
@@ -43,6 +39,7 @@ from offers.notifications import (
 from portal.clients import current_session
 from portal.database import get_db, thread_db
 from portal.pages import shopping_member
+from portal.watch import Watcher, at_capacity, subscribed
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +60,9 @@ BUSY_RETRY_MILLISECONDS = 20_000
 # What EventSource waits before reconnecting after a stream ends: long enough not to hammer the
 # portal when it restarts, short enough that nothing is missed for long.
 RETRY_MILLISECONDS = 2000
-# How often the watcher asks SQLite whether another process committed: the bulk of the delay
-# between the worker's commit and the phone's screen (target p95 well under 500 ms).
-WATCH_INTERVAL_SECONDS = 0.1
 # A phone that closes the page is noticed at the next write or at this check of its socket,
 # whichever comes first, so its thread is free again within about a second.
 DISCONNECT_CHECK_SECONDS = 1.0
-# The watcher stops after this long with no open stream (and starts again with the next one).
-WATCHER_IDLE_SECONDS = 60.0
 # The quiet zone around a QR symbol, in modules: ISO/IEC 18004 asks for 4, and scanners at a
 # till misread codes printed closer to other marks.
 QR_BORDER = 4
@@ -82,42 +74,21 @@ MAX_EVENT_ID_DIGITS = 18
 MONOTONIC = time.monotonic  # the one seam tests patch to move a stream's clock
 
 
-class NotificationWatcher:
-    """Wakes the streams of one process when the offers worker commits notifications.
+class NotificationWatcher(Watcher):
+    """Wakes the feed's streams when the offers worker commits notifications, per member."""
 
-    One per process and database file: a hundred open streams cost one small query every
-    ``WATCH_INTERVAL_SECONDS``, not a hundred.
-    """
+    kind = "feed-watcher"
 
     def __init__(self, db_path: str, busy_timeout_ms: int) -> None:
-        self.db_path = db_path
-        self.busy_timeout_ms = busy_timeout_ms
-        self.pid = os.getpid()
-        self.subscribers = 0
-        self.idle_since = MONOTONIC()
-        self.running = False
-        self._changed = threading.Condition()
+        super().__init__(db_path, busy_timeout_ms)
         # Newest notification id committed for each member since this watcher started.
         self._latest: dict[int, int] = {}
         self._high_water = 0
-        self._data_version = 0
-        self._failing = False  # log a broken database once, not ten times a second
-        self._db: sqlite_utils.Database | None = None
 
-    def start(self) -> None:
-        """Take the baseline in the caller's thread, then watch in a daemon thread.
-
-        The baseline is taken before the first stream's first query, so every notification is
-        either in that query or seen by the watcher: none falls between the two.
-        """
-        self._db = connect(self.db_path, self.busy_timeout_ms)
-        self._data_version = self._read_data_version(self._db)
-        row = self._db.conn.execute("SELECT COALESCE(MAX(id), 0) FROM notifications").fetchone()
+    def take_baseline(self, db: sqlite_utils.Database) -> None:
+        """Only notifications after the newest one now are news: the backlogs hold the rest."""
+        row = db.conn.execute("SELECT COALESCE(MAX(id), 0) FROM notifications").fetchone()
         self._high_water = int(row[0])
-        self.running = True
-        # Named after the file so a test (or py-spy) can tell one process's watchers apart.
-        name = f"feed-watcher {self.db_path}"
-        threading.Thread(target=self._run, name=name, daemon=True).start()
 
     def newest_for(self, member_id: int) -> int:
         """The member's newest notification id this watcher has seen committed (0: none)."""
@@ -131,32 +102,8 @@ class NotificationWatcher:
                 lambda: self._latest.get(member_id, 0) > after_id, max(0.0, timeout)
             )
 
-    @staticmethod
-    def _read_data_version(db: sqlite_utils.Database) -> int:
-        return int(db.conn.execute("PRAGMA data_version").fetchone()[0])
-
-    def _run(self) -> None:
-        db = self._db
-        assert db is not None
-        try:
-            while not self._stop_when_idle():
-                time.sleep(WATCH_INTERVAL_SECONDS)
-                try:
-                    self._check(db)
-                    self._failing = False
-                except Exception:  # a locked or vanished file must not end the feed for good
-                    if not self._failing:
-                        log.warning("feed watcher could not read the database", exc_info=True)
-                    self._failing = True
-        finally:
-            db.conn.close()
-
-    def _check(self, db: sqlite_utils.Database) -> None:
-        """If anything was committed since last time, wake the streams of members with news."""
-        version = self._read_data_version(db)
-        if version == self._data_version:
-            return
-        self._data_version = version
+    def on_commit(self, db: sqlite_utils.Database) -> None:
+        """Wake the streams of members with news (a commit to another table wakes none)."""
         rows = db.conn.execute(
             "SELECT member_id, MAX(id) FROM notifications WHERE id > ? GROUP BY member_id",
             (self._high_water,),
@@ -168,48 +115,6 @@ class NotificationWatcher:
                 self._latest[member_id] = max(self._latest.get(member_id, 0), newest)
                 self._high_water = max(self._high_water, newest)
             self._changed.notify_all()
-
-    def _stop_when_idle(self) -> bool:
-        """Leave the registry and stop once no stream has needed us for a while."""
-        with _registry_lock:
-            idle = self.subscribers == 0 and MONOTONIC() - self.idle_since > WATCHER_IDLE_SECONDS
-            if idle:
-                self.running = False
-                if _watchers.get(self.db_path) is self:
-                    del _watchers[self.db_path]
-            return idle
-
-
-_registry_lock = threading.Lock()
-_watchers: dict[str, NotificationWatcher] = {}
-
-
-def subscribe(db_path: str, busy_timeout_ms: int) -> NotificationWatcher:
-    """The running watcher for this database in this process (started if need be), counted in use.
-
-    A watcher made before a fork is replaced: its thread did not survive into the child.
-    """
-    with _registry_lock:
-        watcher = _watchers.get(db_path)
-        if watcher is None or not watcher.running or watcher.pid != os.getpid():
-            watcher = _watchers[db_path] = NotificationWatcher(db_path, busy_timeout_ms)
-            watcher.start()
-        watcher.subscribers += 1
-        return watcher
-
-
-def open_streams() -> int:
-    """How many live streams this process is serving now (each holds a gthread thread)."""
-    with _registry_lock:
-        return sum(watcher.subscribers for watcher in _watchers.values() if watcher.running)
-
-
-def unsubscribe(watcher: NotificationWatcher) -> None:
-    """A stream ended; the watcher may stop once it has been idle for a while."""
-    with _registry_lock:
-        watcher.subscribers -= 1
-        if watcher.subscribers == 0:
-            watcher.idle_since = MONOTONIC()
 
 
 def format_event(notification: Notification) -> str:
@@ -249,20 +154,20 @@ def stream_notifications(
 
     Runs outside the request context (gunicorn iterates it after the view returned), so it gets
     everything it needs as arguments and its own thread's connection. When this process already
-    streams to ``max_streams`` pages, the page gets its backlog and a long ``retry`` instead.
+    serves ``max_streams`` streams (the console's count too: each holds a thread of the same
+    pool), the page gets its backlog and a long ``retry`` instead.
     """
     started = MONOTONIC()
     ends = started + STREAM_SECONDS
     next_heartbeat = started + HEARTBEAT_SECONDS
     db = thread_db(db_path, busy_timeout_ms)
-    if max_streams is not None and open_streams() >= max_streams:
+    if at_capacity(max_streams):
         yield f"retry: {BUSY_RETRY_MILLISECONDS}\n\n"
         for notification in notifications_after(db, member_id, after_id):
             yield format_event(notification)
         return
     yield f"retry: {RETRY_MILLISECONDS}\n\n"
-    watcher = subscribe(db_path, busy_timeout_ms)
-    try:
+    with subscribed(NotificationWatcher, db_path, busy_timeout_ms) as watcher:
         last_id, news = after_id, True
         while True:
             if news:
@@ -283,8 +188,6 @@ def stream_notifications(
             news = watcher.wait_for_newer(member_id, last_id, wait)
             if not news and client_gone(sock):
                 return
-    finally:
-        unsubscribe(watcher)
 
 
 def _resume_after() -> int:

@@ -1,8 +1,12 @@
-"""Helpers for the live feed's tests: an SSE reader with deadlines and notification factories.
+"""Helpers for the tests of the portal's live streams: an SSE reader with deadlines, streams
+opened through the test client, and notification factories.
 
 ``StreamReader`` reads a stream in a thread and stamps each message's arrival, so a test waits
-for a message with a deadline instead of blocking (or sleeping). ``offer`` and ``friend_note``
-commit notifications the way the offers worker does.
+for a message with a deadline instead of blocking (or sleeping). ``ClientStreams`` (the
+``client_streams`` fixture, imported as ``client_streams_fixture``) opens the shopper's feed or the
+console's live store through a Flask test client with a real socket pair standing for the phone or
+browser; ``ana`` is a member signed in on the test client. ``offer`` and ``friend_note`` commit
+notifications the way the offers worker does.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import http.client
 import json
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -19,10 +24,13 @@ from typing import Any
 
 import pytest
 import sqlite_utils
+from flask.testing import FlaskClient
 
+from instore import members
 from instore.clock import utcnow
 from offers.codes import new_code
 from offers.notifications import create_notification
+from tests.conftest import AuthActions
 
 DEADLINE_SECONDS = 2.0  # the feed's promise: a committed notification is on the phone by then
 
@@ -99,13 +107,17 @@ class StreamReader:
         assert message is not None, "the stream ended"
         return arrived, message
 
-    def next_notification(self, timeout: float = DEADLINE_SECONDS) -> tuple[float, SseMessage]:
-        """The next notification event, skipping the retry hint and heartbeats."""
+    def next_event(self, event: str, timeout: float = DEADLINE_SECONDS) -> tuple[float, SseMessage]:
+        """The next message of kind ``event``, skipping the retry hint, heartbeats and others."""
         deadline = time.monotonic() + timeout
         while True:
             arrived, message = self.next(max(0.0, deadline - time.monotonic()))
-            if message.event == "notification":
+            if message.event == event:
                 return arrived, message
+
+    def next_notification(self, timeout: float = DEADLINE_SECONDS) -> tuple[float, SseMessage]:
+        """The next notification event of the shopper's feed."""
+        return self.next_event("notification", timeout)
 
     def ends_within(self, timeout: float) -> bool:
         """True if the server ends the stream within ``timeout`` (messages before that are fine)."""
@@ -124,6 +136,52 @@ class StreamReader:
         if self.thread.is_alive():
             self._hang_up()
             self.thread.join(timeout=5)
+
+
+class ClientStreams:
+    """SSE routes opened through Flask test clients, each with a real socket pair standing for the
+    phone or browser (``gunicorn.socket``), so a test hangs up as they do."""
+
+    def __init__(self) -> None:
+        self.readers: list[StreamReader] = []
+        self._server_sockets: list[socket.socket] = []
+
+    def open(self, client: FlaskClient, path: str, **headers: str) -> StreamReader:
+        """Start streaming ``path``; fails unless the answer is an event stream."""
+        far_end, server = socket.socketpair()
+        self._server_sockets.append(server)
+        response = client.get(
+            path, headers=headers, environ_base={"gunicorn.socket": server}, buffered=False
+        )
+        assert response.status_code == 200, response.data
+        assert response.mimetype == "text/event-stream"
+        reader = StreamReader(response.iter_encoded(), far_end.close)
+        self.readers.append(reader)
+        return reader
+
+    def close(self) -> None:
+        """Hang every stream up; each must end (its thread is free again for the next page)."""
+        for reader in self.readers:
+            reader.hang_up()
+            assert not reader.thread.is_alive(), "a stream did not end after its client hung up"
+        for server in self._server_sockets:
+            server.close()
+
+
+@pytest.fixture(name="client_streams")
+def client_streams_fixture() -> Iterator[ClientStreams]:
+    """Streams opened by the test, all hung up (and checked to have ended) after it."""
+    streams = ClientStreams()
+    yield streams
+    streams.close()
+
+
+@pytest.fixture(name="ana")
+def ana_fixture(auth: AuthActions) -> members.Member:
+    """A member signed in on the test client, whose feed the test reads."""
+    member = auth.create()
+    auth.login()
+    return member
 
 
 def offer(db: sqlite_utils.Database, member_id: int, title: str = "Boots", **changes: Any) -> int:

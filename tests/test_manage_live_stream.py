@@ -7,31 +7,38 @@ sleeping; a real socket pair stands for the browser, so a test hangs up as a bro
 
 from __future__ import annotations
 
-import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import sqlite_utils
+from flask import Flask
 from flask.testing import FlaskClient
 
 from instore import members
 from instore.clock import utcnow
 from offers.notifications import create_notification
-from portal.manage import live, live_stream
-from tests.conftest import ConsoleActions
-from tests.feed_helpers import SseMessage, StreamReader
+from portal import feed, watch
+from tests.conftest import AuthActions, ConsoleActions
+from tests.feed_helpers import (
+    ClientStreams,
+    SseMessage,
+    StreamReader,
+    client_streams_fixture,  # noqa: F401 - a fixture
+    offer,
+)
 from tests.live_store_helpers import decide, live_offer, place, seed_zones, shopper
 
 # The issue's goal for a change on the floor to reach the open page.
 LIVE_DEADLINE_SECONDS = 1.0
+LIVE_STREAM = "/manage/live/stream"
 
 
 @pytest.fixture(autouse=True)
 def quick_disconnect_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Streams look at their socket often here, so a hung-up test stream ends at once."""
-    monkeypatch.setattr(live_stream.feed, "DISCONNECT_CHECK_SECONDS", 0.05)
+    monkeypatch.setattr(feed, "DISCONNECT_CHECK_SECONDS", 0.05)
 
 
 @pytest.fixture
@@ -40,38 +47,17 @@ def zones(db: sqlite_utils.Database) -> dict[str, int]:
 
 
 @pytest.fixture
-def open_live_stream(client: FlaskClient) -> Iterator[Callable[[], StreamReader]]:
+def open_live_stream(
+    client: FlaskClient, client_streams: ClientStreams
+) -> Callable[[], StreamReader]:
     """Open the stream through the test client with a real socket standing for the browser."""
-    readers: list[StreamReader] = []
-    servers: list[socket.socket] = []
-
-    def open_() -> StreamReader:
-        browser, server = socket.socketpair()
-        servers.append(server)
-        response = client.get(
-            "/manage/live/stream", environ_base={"gunicorn.socket": server}, buffered=False
-        )
-        assert response.status_code == 200, response.data
-        assert response.mimetype == "text/event-stream"
-        reader = StreamReader(response.iter_encoded(), browser.close)
-        readers.append(reader)
-        return reader
-
-    yield open_
-    for reader in readers:
-        reader.hang_up()
-        assert not reader.thread.is_alive(), "a stream did not end after the browser hung up"
-    for server in servers:
-        server.close()
+    return lambda: client_streams.open(client, LIVE_STREAM)
 
 
 def next_snapshot(reader: StreamReader, timeout: float) -> tuple[float, dict[str, Any]]:
     """The next snapshot event, skipping the retry hint and heartbeats."""
-    deadline = time.monotonic() + timeout
-    while True:
-        arrived, message = reader.next(max(0.0, deadline - time.monotonic()))
-        if message.event == "snapshot":
-            return arrived, message.json()
+    arrived, message = reader.next_event("snapshot", timeout)
+    return arrived, message.json()
 
 
 def zone_count(snapshot: dict[str, Any], zone_id: int) -> int:
@@ -88,7 +74,7 @@ def test_stream_sends_a_new_snapshot_within_a_second_of_a_commit(
     ana = shopper(db, "Ana", location=True)
     reader = open_live_stream()
     _, hint = reader.next()
-    assert hint.retry == live_stream.feed.RETRY_MILLISECONDS
+    assert hint.retry == feed.RETRY_MILLISECONDS
     _, first = next_snapshot(reader, LIVE_DEADLINE_SECONDS)
     assert zone_count(first, zones["Shoes"]) == 0 and first["members"] == []
 
@@ -141,27 +127,66 @@ def test_stream_ends_when_the_browser_hangs_up(
     console.signin("staff")
     reader = open_live_stream()
     next_snapshot(reader, LIVE_DEADLINE_SECONDS)
-    assert live_stream.open_streams() == 1
+    assert watch.open_streams() == 1
     reader.hang_up()
     assert reader.ends_within(LIVE_DEADLINE_SECONDS)
     reader.thread.join(LIVE_DEADLINE_SECONDS)
-    assert live_stream.open_streams() == 0
+    assert watch.open_streams() == 0
 
 
 def test_a_busy_process_sends_one_snapshot_and_a_long_retry(
     open_live_stream: Callable[[], StreamReader],
     console: ConsoleActions,
-    app_no_csrf: Any,
+    app_no_csrf: Flask,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Console streams share the reserved-thread rule of the shoppers' feed."""
     console.signin("staff")
     threads = app_no_csrf.config["INSTORE"]["portal"]["threads"]
-    monkeypatch.setattr(live.feed, "RESERVED_THREADS", threads - 1)  # room for one stream
+    monkeypatch.setattr(feed, "RESERVED_THREADS", threads - 1)  # room for one stream
     first = open_live_stream()
-    assert first.next()[1].retry == live_stream.feed.RETRY_MILLISECONDS
+    assert first.next()[1].retry == feed.RETRY_MILLISECONDS
+    next_snapshot(first, LIVE_DEADLINE_SECONDS)  # sent once the stream is counted
     second = open_live_stream()
     message: SseMessage = second.next()[1]
-    assert message.retry == live_stream.feed.BUSY_RETRY_MILLISECONDS
+    assert message.retry == feed.BUSY_RETRY_MILLISECONDS
     assert second.next()[1].event == "snapshot"
     assert second.ends_within(LIVE_DEADLINE_SECONDS)
+
+
+@pytest.mark.parametrize("first", ["console", "shopper"])
+def test_console_and_shopper_streams_share_one_limit(
+    first: str,
+    client: FlaskClient,
+    client_streams: ClientStreams,
+    console: ConsoleActions,
+    app_no_csrf: Flask,
+    db: sqlite_utils.Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every stream holds a thread of the same gthread pool, whatever it streams: with room for
+    one and the other kind's stream in it, a page gets what it missed and a long retry."""
+    threads = app_no_csrf.config["INSTORE"]["portal"]["threads"]
+    monkeypatch.setattr(feed, "RESERVED_THREADS", threads - 1)  # room for one stream
+    console.signin("staff")
+    phone = app_no_csrf.test_client()
+    shopper_auth = AuthActions(phone, db)
+    offer(db, shopper_auth.create().id, "Missed while polling")
+    shopper_auth.login()
+    streams = {
+        "console": (lambda: client_streams.open(client, LIVE_STREAM), "snapshot"),
+        "shopper": (lambda: client_streams.open(phone, "/feed"), "notification"),
+    }
+    second = "shopper" if first == "console" else "console"
+
+    open_first, first_event = streams[first]
+    streaming = open_first()
+    assert streaming.next()[1].retry == feed.RETRY_MILLISECONDS
+    streaming.next_event(first_event)  # sent once the stream is counted
+    assert watch.open_streams() == 1
+
+    open_second, second_event = streams[second]
+    busy = open_second()
+    assert busy.next()[1].retry == feed.BUSY_RETRY_MILLISECONDS
+    busy.next_event(second_event)
+    assert busy.ends_within(LIVE_DEADLINE_SECONDS)
