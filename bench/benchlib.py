@@ -26,6 +26,7 @@ from types import FrameType
 from typing import Any
 
 LOOPBACK = "127.0.0.1"
+REPO = Path(__file__).resolve().parents[1]
 # Environment variables the instore config reads; inherited ones would make a run unhermetic.
 INSTORE_ENV_PREFIX = "INSTORE_"
 # INSTORE_CONFIG points at this empty file in the run's directory, so /etc/instore/instore.toml
@@ -46,6 +47,13 @@ def environ_without_instore() -> dict[str, str]:
     return {
         key: value for key, value in os.environ.items() if not key.startswith(INSTORE_ENV_PREFIX)
     }
+
+
+def tests_importable() -> None:
+    """Put the repository on ``sys.path``, so a bench can use the tests' harness and helpers
+    (``tests.…``): run as a script, only ``bench/`` is there, and ``tests`` is not installed."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
 
 
 def free_port(host: str = LOOPBACK) -> int:

@@ -15,6 +15,8 @@ Two more figures for scale, measured in the same run:
   gunicorn settings, one request at a time: the machine's floor for any HTTP answer.
 
 Prints figures, asserts nothing: ``.venv/bin/python bench/feed_latency.py [--samples N]``.
+``live_store_latency.py`` measures the console's stream with this one's pieces (the SSE reader,
+the portal under gunicorn, the bare baseline and the report).
 """
 
 from __future__ import annotations
@@ -30,11 +32,21 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from benchlib import LOOPBACK, free_port, machine_info, percentile
+from benchlib import (
+    EMPTY_CONFIG,
+    LOOPBACK,
+    BenchError,
+    free_port,
+    machine_info,
+    percentile,
+    run_guarded,
+    tests_importable,
+)
 from probe_load import Target
 from probe_servers import REPO, Server, gunicorn_command, hermetic_env, running
 
@@ -43,9 +55,11 @@ from instore import events, members, sessions
 from instore.clock import to_iso, utcnow
 from instore.config import load_config
 from instore.db import open_database
-from offers.model import save_offer, validate_offer
 from offers.notifications import create_notification
 from presence.floorplan_demo import seed_demo_floorplan
+
+tests_importable()
+from tests.live_store_helpers import live_offer  # noqa: E402
 
 GOAL_P95_MS = 500.0
 # The portal's default: each open stream holds a gthread thread, and 4 per worker are kept for
@@ -79,51 +93,55 @@ def seed(env: dict[str, str]) -> list[int]:
             db, mac=mac, ip=client_ip(number), member_id=member.id, hours=8, idle_minutes=60
         )
         ids.append(member.id)
-    now = utcnow()
-    offer = {
-        "name": "bench",
-        "status": "live",
-        "title": "10% off",
-        "benefit_kind": "percent_off",
-        "benefit_value": 10,
-        "product": "anything",
-        "base_price_cents": 1000,
-        "valid_from": to_iso(now - timedelta(days=1)),
-        "valid_to": to_iso(now + timedelta(days=1)),
-        "trigger_kind": "zone_enter",
-    }
-    with db.conn:
-        save_offer(db, validate_offer(offer))
+    live_offer(db, "bench")
     db.conn.close()
     return ids
 
 
-class Stream(threading.Thread):
-    """One member's open ``/feed``: puts (arrival time, notification id) on a queue."""
+class SseReader(threading.Thread):
+    """One open Server-Sent Events stream, read in a thread: ``received`` gets each ``data:``
+    line's JSON with its arrival time. ``ready`` is set once the answer's headers are in."""
 
-    def __init__(self, port: int, number: int) -> None:
+    def __init__(
+        self, port: int, path: str, headers: dict[str, str], source_ip: str | None = None
+    ) -> None:
         super().__init__(daemon=True)
-        self.port, self.number = port, number
-        self.arrivals: queue.Queue[tuple[float, int]] = queue.Queue()
+        self.port, self.path, self.headers, self.source_ip = port, path, headers, source_ip
         self.ready = threading.Event()
+        self.failure = ""
 
     def run(self) -> None:
-        conn = http.client.HTTPConnection(
-            LOOPBACK, self.port, timeout=60, source_address=(client_ip(self.number), 0)
-        )
-        conn.request("GET", "/feed", headers={"Accept": "text/event-stream"})
+        source = (self.source_ip, 0) if self.source_ip else None
+        conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=60, source_address=source)
+        conn.request("GET", self.path, headers={"Accept": "text/event-stream", **self.headers})
         response = conn.getresponse()
-        if response.status != 200:
-            print(f"stream {self.number}: HTTP {response.status}", file=sys.stderr)
-            return
+        content_type = response.getheader("Content-Type") or ""
+        if response.status != 200 or "event-stream" not in content_type:
+            self.failure = f"{self.path}: HTTP {response.status} {content_type}"
         self.ready.set()
-        while True:
-            line = response.fp.readline()
-            if not line:
-                return
+        while not self.failure and (line := response.fp.readline()):
             if line.startswith(b"data:"):
-                data = json.loads(line[5:])
-                self.arrivals.put((time.perf_counter(), int(data["id"])))
+                self.received(time.perf_counter(), json.loads(line[5:]))
+
+    def received(self, arrived: float, data: Any) -> None:
+        """One message's data; the bench keeps what it measures."""
+        raise NotImplementedError
+
+    def wait_open(self, portal: Server) -> None:
+        """Return once the stream is open; raise, with the portal's log, if it is not."""
+        if not self.ready.wait(START_TIMEOUT_S) or self.failure:
+            raise BenchError(f"a stream did not open ({self.failure}); {portal.log_tail()}")
+
+
+class Stream(SseReader):
+    """One member's open ``/feed``, from their own address: puts (arrival, notification id)."""
+
+    def __init__(self, port: int, number: int) -> None:
+        super().__init__(port, "/feed", {}, source_ip=client_ip(number))
+        self.arrivals: queue.Queue[tuple[float, int]] = queue.Queue()
+
+    def received(self, arrived: float, data: Any) -> None:
+        self.arrivals.put((arrived, int(data["id"])))
 
 
 def sample(streams: list[Stream], commit: Any) -> float | None:
@@ -157,19 +175,54 @@ def summary(label: str, values: list[float | None]) -> float:
     return p95
 
 
-def bare_round_trips(tmp: Path, samples: int) -> list[float | None]:
+@contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A throw-away directory for one run, with the empty ``instore.toml`` that the hermetic
+    environment points at (so /etc/instore/instore.toml cannot change the figures)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as name:
+        tmp = Path(name)
+        (tmp / EMPTY_CONFIG).write_text("")
+        yield tmp
+
+
+def gunicorn_server(label: str, app: str, tmp: Path, log: str, **settings: str) -> Server:
+    """``app`` under gunicorn on a free loopback port, as deployed (2 workers of
+    ``PORTAL_THREADS`` gthread threads), with a hermetic environment plus ``settings``."""
     port = free_port()
-    env = hermetic_env(tmp, port, workers=2, threads=PORTAL_THREADS)
-    server = Server(
-        "bare Flask",
-        gunicorn_command(f"{LOOPBACK}:{port}", "bench.bare_app:app"),
-        env,
-        tmp / "bare.log",
-        port,
+    env = hermetic_env(tmp, port, workers=2, threads=PORTAL_THREADS) | settings
+    return Server(label, gunicorn_command(f"{LOOPBACK}:{port}", app), env, tmp / log, port)
+
+
+def report(
+    figures: list[tuple[str, list[float | None]]],
+    bare: list[float | None],
+    goal: tuple[str, float],
+    setup: str,
+    script: str,
+) -> None:
+    """The footer of every SSE latency bench: each figure, the bare round trip, the first figure
+    against its goal (name, p95 in ms) and the bare p95, the setup, the machine, and how to run
+    ``script`` (with its arguments) again."""
+    print()
+    p95s = [summary(label, values) for label, values in figures]
+    bare_p95 = summary("bare Flask round trip (baseline)", bare)
+    what, goal_ms = goal
+    verdict = "meets" if p95s[0] < goal_ms else "MISSES"
+    print(
+        f"\n{what} p95 {p95s[0]:.1f} ms: goal < {goal_ms:.0f} ms {verdict}; "
+        f"{p95s[0] / bare_p95:.1f}x the bare Flask round trip p95"
     )
+    print(setup)
+    for line in machine_info("gunicorn gthread"):
+        print(line)
+    print(f"reproduce: cd {REPO} && .venv/bin/python {script}")
+
+
+def bare_round_trips(tmp: Path, samples: int) -> list[float | None]:
+    server = gunicorn_server("bare Flask", "bench.bare_app:app", tmp, "bare.log")
     results: list[float | None] = []
     with running(server, Target("bare", "/generate_204", LOOPBACK, 204), START_TIMEOUT_S):
-        conn = http.client.HTTPConnection(LOOPBACK, port, timeout=5)
+        conn = http.client.HTTPConnection(LOOPBACK, server.port, timeout=5)
         for _ in range(samples):
             began = time.perf_counter()
             conn.request("GET", "/generate_204")
@@ -179,41 +232,32 @@ def bare_round_trips(tmp: Path, samples: int) -> list[float | None]:
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--samples", type=int, default=200, help="events to time per figure")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="instore-feed-") as name:
-        tmp = Path(name)
-        (tmp / "instore.toml").write_text("")
-        port = free_port()
-        env = hermetic_env(tmp, port, workers=2, threads=PORTAL_THREADS)
-        env["INSTORE_OFFERS_GLOBAL_COOLDOWN_SECONDS"] = "0"  # every event sends
-        member_ids = seed(env)
-        portal = Server(
+def run(args: argparse.Namespace) -> int:
+    with scratch_dir("instore-feed-") as tmp:
+        portal = gunicorn_server(
             "portal",
-            gunicorn_command(f"{LOOPBACK}:{port}", "portal.wsgi:app"),
-            env,
-            tmp / "portal.log",
-            port,
+            "portal.wsgi:app",
+            tmp,
+            "portal.log",
+            INSTORE_OFFERS_GLOBAL_COOLDOWN_SECONDS="0",  # every event sends
         )
+        member_ids = seed(portal.env)
         worker = Server(
             "offers worker",
             [sys.executable, "-m", "instore", "offers", "run"],
-            env,
+            portal.env,
             tmp / "worker.log",
-            port,
+            portal.port,
         )
         db = open_database(tmp / "instore.db")
         with running(portal, Target("signin", "/signin", LOOPBACK, 200), START_TIMEOUT_S):
             worker.start()
             try:
-                streams = [Stream(port, number) for number in range(STREAMS)]
+                streams = [Stream(portal.port, number) for number in range(STREAMS)]
                 for stream in streams:
                     stream.start()
                 for stream in streams:
-                    if not stream.ready.wait(START_TIMEOUT_S):
-                        raise SystemExit(f"a stream did not open; see {portal.log_tail()}")
+                    stream.wait_open(portal)
 
                 def zone_event(number: int) -> None:
                     with db.conn:
@@ -246,25 +290,28 @@ def main() -> None:
             finally:
                 worker.stop()
         bare = bare_round_trips(tmp, args.samples)
-    print()
-    p95 = summary("zone event -> SSE (end to end)", end_to_end)
-    summary("notification row -> SSE (portal)", portal_only)
-    bare_p95 = summary("bare Flask round trip (baseline)", bare)
-    verdict = "meets" if p95 < GOAL_P95_MS else "MISSES"
-    print(
-        f"\nend-to-end p95 {p95:.1f} ms: goal < {GOAL_P95_MS:.0f} ms {verdict}; "
-        f"{p95 / bare_p95:.1f}x the bare Flask round trip p95"
-    )
-    print(
+    report(
+        [
+            ("zone event -> SSE (end to end)", end_to_end),
+            ("notification row -> SSE (portal)", portal_only),
+        ],
+        bare,
+        ("end-to-end", GOAL_P95_MS),
         f"{STREAMS} open streams; portal 2 workers x {PORTAL_THREADS} threads (gthread); "
-        f"worker poll {env.get('INSTORE_OFFERS_POLL_MS', '100')} ms"
+        f"worker poll {portal.env.get('INSTORE_OFFERS_POLL_MS', '100')} ms",
+        f"bench/feed_latency.py --samples {args.samples}",
     )
-    for line in machine_info("gunicorn gthread"):
-        print(line)
-    print(
-        f"reproduce: cd {REPO} && .venv/bin/python bench/feed_latency.py --samples {args.samples}"
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=200, help="events to time per figure")
+    args = parser.parse_args()
+    return run_guarded(
+        "feed_latency", lambda: run(args), interrupted="the portal and the worker were stopped"
     )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

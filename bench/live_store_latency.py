@@ -19,34 +19,42 @@ Prints figures, asserts nothing: ``.venv/bin/python bench/live_store_latency.py 
 from __future__ import annotations
 
 import argparse
-import http.client
 import http.cookiejar
-import json
 import queue
 import random
 import re
 import secrets
 import sys
-import tempfile
-import threading
 import time
 import urllib.parse
 import urllib.request
-from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
-from benchlib import LOOPBACK, BenchError, free_port, machine_info, run_guarded
-from feed_latency import GAP_S, PORTAL_THREADS, START_TIMEOUT_S, bare_round_trips, summary
+from benchlib import LOOPBACK, BenchError, run_guarded, tests_importable
+from feed_latency import (
+    GAP_S,
+    PORTAL_THREADS,
+    START_TIMEOUT_S,
+    WAIT_S,
+    SseReader,
+    bare_round_trips,
+    gunicorn_server,
+    report,
+    scratch_dir,
+)
 from probe_load import Target
-from probe_servers import REPO, Server, gunicorn_command, hermetic_env, running
+from probe_servers import running
 
 from instore import events, members
 from instore.clock import to_iso, utcnow
 from instore.config import load_config
 from instore.db import open_database, transaction
-from offers.model import save_offer, validate_offer
 from presence.floorplan_demo import seed_demo_floorplan
+
+tests_importable()
+from tests.live_store_helpers import live_offer, write_presence  # noqa: E402
 
 GOAL_P95_MS = 1000.0
 # A busy hour in a mid-sized shop: a few hundred phones on the floor, some of them members'.
@@ -54,7 +62,6 @@ DEFAULT_PRESENT = 300
 MEMBER_SHARE = 5  # one device in this many is a consenting member's (the list the page shows)
 # Decision-log rows already there: the refusals list reads the newest, whatever the log's length.
 DECISIONS = 5000
-WAIT_S = 5.0  # a sample slower than this is counted as lost
 STAFF_EMAIL = "bench-staff@example.com"
 
 
@@ -71,21 +78,7 @@ def seed(env: dict[str, str], present: int) -> tuple[str, list[int], dict[str, i
     members.create_member(
         db, display_name="Bench staff", password=password, email=STAFF_EMAIL, role="staff"
     )
-    now = utcnow()
-    offer = {
-        "name": "bench",
-        "status": "live",
-        "title": "10% off",
-        "benefit_kind": "percent_off",
-        "benefit_value": 10,
-        "product": "anything",
-        "base_price_cents": 1000,
-        "valid_from": to_iso(now - timedelta(days=1)),
-        "valid_to": to_iso(now + timedelta(days=1)),
-        "trigger_kind": "zone_enter",
-    }
-    with db.conn:
-        offer_id = save_offer(db, validate_offer(offer))
+    offer_id = live_offer(db, "bench")
     where: dict[str, int | None] = {}
     member_ids: list[int] = []
     with transaction(db):
@@ -105,11 +98,12 @@ def seed(env: dict[str, str], present: int) -> tuple[str, list[int], dict[str, i
         # Hashing members' passwords above takes a while; a tracker's flush would have kept every
         # row fresh meanwhile, so none may count as stale when measuring starts.
         db.conn.execute("UPDATE presence_state SET last_seen_at = ?", (to_iso(utcnow()),))
+        decided_at = to_iso(utcnow())
         for number in range(DECISIONS):
             db.conn.execute(
                 """INSERT INTO decisions (ts, member_id, offer_id, outcome, reason)
                    VALUES (?, ?, ?, 'cooldown', 'one push per member per 10 min')""",
-                (to_iso(now), member_ids[number % len(member_ids)], offer_id),
+                (decided_at, member_ids[number % len(member_ids)], offer_id),
             )
     db.conn.close()
     return password, zone_ids, where
@@ -124,14 +118,7 @@ def write_move(db: sqlite_utils.Database, device: str, member_id: int | None, zo
         "zone_enter",
         {"device": device, "member_id": member_id, "zone": None, "zone_id": zone_id, "ts": ts},
     )
-    db.conn.execute(
-        """INSERT INTO presence_state (device, member_id, zone_id, entered_at, last_seen_at)
-           VALUES (?, ?, ?, ?, ?)
-           ON CONFLICT(device) DO UPDATE SET member_id = excluded.member_id,
-             zone_id = excluded.zone_id, entered_at = excluded.entered_at,
-             last_seen_at = excluded.last_seen_at""",
-        (device, member_id, zone_id, ts, ts),
-    )
+    write_presence(db, device, member_id, zone_id, ts, ts)
 
 
 def sign_in(port: int, password: str) -> str:
@@ -153,39 +140,15 @@ def sign_in(port: int, password: str) -> str:
     return cookies
 
 
-class LiveStream(threading.Thread):
+class LiveStream(SseReader):
     """The open live-store stream: puts (arrival time, {zone id: count}) of each snapshot."""
 
     def __init__(self, port: int, cookie: str) -> None:
-        super().__init__(daemon=True)
-        self.port, self.cookie = port, cookie
+        super().__init__(port, "/manage/live/stream", {"Cookie": cookie})
         self.snapshots: queue.Queue[tuple[float, dict[int, int]]] = queue.Queue()
-        self.ready = threading.Event()
-        self.failure = ""
 
-    def run(self) -> None:
-        conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=60)
-        conn.request(
-            "GET",
-            "/manage/live/stream",
-            headers={"Accept": "text/event-stream", "Cookie": self.cookie},
-        )
-        response = conn.getresponse()
-        if response.status != 200 or "event-stream" not in (
-            response.getheader("Content-Type") or ""
-        ):
-            self.failure = f"HTTP {response.status} {response.getheader('Content-Type')}"
-            self.ready.set()
-            return
-        self.ready.set()
-        while True:
-            line = response.fp.readline()
-            if not line:
-                return
-            if line.startswith(b"data:"):
-                data = json.loads(line[5:])
-                counts = {int(z["id"]): int(z["count"]) for z in data["zones"]}
-                self.snapshots.put((time.perf_counter(), counts))
+    def received(self, arrived: float, data: Any) -> None:
+        self.snapshots.put((arrived, {int(z["id"]): int(z["count"]) for z in data["zones"]}))
 
 
 def expected_counts(where: dict[str, int | None], zone_ids: list[int]) -> dict[int, int]:
@@ -233,46 +196,25 @@ def wait_for(stream: LiveStream, wanted: dict[int, int], began: float) -> float 
 
 
 def run(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="instore-live-") as name:
-        tmp = Path(name)
-        (tmp / "instore.toml").write_text("")
-        port = free_port()
-        env = hermetic_env(tmp, port, workers=2, threads=PORTAL_THREADS)
-        password, zone_ids, where = seed(env, args.present)
-        portal = Server(
-            "portal",
-            gunicorn_command(f"{LOOPBACK}:{port}", "portal.wsgi:app"),
-            env,
-            tmp / "portal.log",
-            port,
-        )
+    with scratch_dir("instore-live-") as tmp:
+        portal = gunicorn_server("portal", "portal.wsgi:app", tmp, "portal.log")
+        password, zone_ids, where = seed(portal.env, args.present)
         with running(portal, Target("signin", "/manage/signin", LOOPBACK, 200), START_TIMEOUT_S):
-            stream = LiveStream(port, sign_in(port, password))
+            stream = LiveStream(portal.port, sign_in(portal.port, password))
             stream.start()
-            if not stream.ready.wait(START_TIMEOUT_S) or stream.failure:
-                raise BenchError(f"the stream did not open ({stream.failure}); {portal.log_tail()}")
+            stream.wait_open(portal)
             # The first snapshot is the state before any move; wait for it, then measure.
             if wait_for(stream, expected_counts(where, zone_ids), time.perf_counter()) is None:
                 raise BenchError(f"no first snapshot; {portal.log_tail()}")
             live = measure(tmp / "instore.db", stream, where, zone_ids, args.samples)
         bare = bare_round_trips(tmp, args.samples)
-    print()
-    p95 = summary("presence commit -> live snapshot", live)
-    bare_p95 = summary("bare Flask round trip (baseline)", bare)
-    verdict = "meets" if p95 < GOAL_P95_MS else "MISSES"
-    print(
-        f"\nlive store p95 {p95:.1f} ms: goal < {GOAL_P95_MS:.0f} ms {verdict}; "
-        f"{p95 / bare_p95:.1f}x the bare Flask round trip p95"
-    )
-    print(
+    report(
+        [("presence commit -> live snapshot", live)],
+        bare,
+        ("live store", GOAL_P95_MS),
         f"{args.present} devices on the floor ({args.present // MEMBER_SHARE} consenting members), "
-        f"{DECISIONS} decisions logged; portal 2 workers x {PORTAL_THREADS} threads (gthread)"
-    )
-    for line in machine_info("gunicorn gthread"):
-        print(line)
-    print(
-        f"reproduce: cd {REPO} && .venv/bin/python bench/live_store_latency.py "
-        f"--samples {args.samples} --present {args.present}"
+        f"{DECISIONS} decisions logged; portal 2 workers x {PORTAL_THREADS} threads (gthread)",
+        f"bench/live_store_latency.py --samples {args.samples} --present {args.present}",
     )
     return 0
 

@@ -29,12 +29,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchlib import invocation, load_average, percentile, run_guarded
+from benchlib import invocation, load_average, percentile, run_guarded, tests_importable
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script: the harness lives in tests/
-    sys.path.insert(0, str(ROOT))
-
+tests_importable()  # the harness lives in tests/
 from instore.config import DEFAULTS  # noqa: E402
 from tests import netns  # noqa: E402
 

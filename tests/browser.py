@@ -4,14 +4,17 @@ a fresh ``instore portal`` per test and where screenshots go.
 A test module marks itself with ``pytestmark = BROWSER_TESTS`` and builds its fixtures from the
 factories here: ``browser = browser_fixture()`` (one Chromium per module), ``portal =
 portal_fixture()`` (a portal per test whose log must stay free of errors), ``db =
-database_fixture()`` (the test's own connection to that portal's database) and ``page =
-phone_page_fixture()`` (a phone-sized page). Playwright is imported only when a browser starts,
-so importing this module never needs it: a test that needs the browser is skipped without it.
+database_fixture()`` (the test's own connection to that portal's database), ``page =
+phone_page_fixture()`` (a phone-sized page) and ``laptop = laptop_page_fixture()`` (a manager's
+laptop-sized page that fails the test on a JavaScript error). Playwright is imported only when a
+browser starts, so importing this module never needs it: a test that needs the browser is
+skipped without it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +56,8 @@ PHONE: dict[str, Any] = {
     "device_scale_factor": 2,
     "locale": "en-US",
 }
+# Browser-context settings of the laptop a manager runs the console on.
+LAPTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 900}, "locale": "en-US"}
 # Playwright's wait for a page, a click or a locator; generous for a loaded 2-core machine.
 TIMEOUT_MS = 10_000
 
@@ -110,20 +115,63 @@ def database_fixture() -> Callable[[LivePortal], Iterator[sqlite_utils.Database]
     return db
 
 
+@contextmanager
+def fresh_page(browser: Browser, settings: Mapping[str, Any]) -> Iterator[Page]:
+    """A page in a new context (no cookies, no cache) with ``settings``, closed afterwards, before
+    the portal stops (an open keep-alive connection would hold up its graceful stop)."""
+    context = browser.new_context(**settings)
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def page_errors(page: Page) -> list[str]:
+    """A list that fills with what the page logs as an error and every uncaught exception."""
+    errors: list[str] = []
+    page.on(
+        "console", lambda message: errors.append(message.text) if message.type == "error" else None
+    )
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    return errors
+
+
 def phone_page_fixture() -> Callable[[Browser, LivePortal], Iterator[Page]]:
-    """A ``page`` fixture: a page in a fresh phone-like context, closed before the portal stops
-    (an open keep-alive connection would hold up its graceful stop)."""
+    """A ``page`` fixture: a page in a fresh phone-like context."""
 
     @pytest.fixture
     def page(browser: Browser, portal: LivePortal) -> Iterator[Page]:
-        context = browser.new_context(**PHONE)
-        context.set_default_timeout(TIMEOUT_MS)
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
+        with fresh_page(browser, PHONE) as phone:
+            yield phone
 
     return page
+
+
+def laptop_page_fixture() -> Callable[[Browser, LivePortal], Iterator[Page]]:
+    """A ``laptop`` fixture: a page in a fresh laptop-sized context, as a manager opens the
+    console; the test fails if the page logs an error or throws."""
+
+    @pytest.fixture
+    def laptop(browser: Browser, portal: LivePortal) -> Iterator[Page]:
+        with fresh_page(browser, LAPTOP) as page:
+            errors = page_errors(page)
+            yield page
+            assert errors == [], errors
+
+    return laptop
+
+
+def sign_in_to_console(
+    page: Page, portal: LivePortal, email: str, password: str, path: str
+) -> None:
+    """Open the console page ``path``, sign in on the page it sends us to and land back on it."""
+    page.goto(f"{portal.url}{path}")
+    assert "/manage/signin" in page.url  # asked to sign in first, with the page kept for after
+    page.fill("#identifier", email)
+    page.fill("#password", password)
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{portal.url}{path}")
 
 
 def shot(page: Page, name: str) -> None:

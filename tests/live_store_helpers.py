@@ -1,6 +1,7 @@
 """What the live store's tests share: the demo zones, and rows committed the way the presence
 tracker and the offers engine write them (through the test's own connection, as another process
-would)."""
+would). ``bench/live_store_latency.py`` and ``bench/feed_latency.py`` write theirs with these too.
+"""
 
 from __future__ import annotations
 
@@ -35,21 +36,29 @@ def place(
 ) -> None:
     """Commit a presence_state row as the tracker writes it (upsert per device)."""
     now = utcnow()
+    entered_at = to_iso(now - timedelta(seconds=entered_ago))
+    last_seen_at = to_iso(now - timedelta(seconds=seen_ago))
     with db.conn:
-        db.conn.execute(
-            """INSERT INTO presence_state (device, member_id, zone_id, entered_at, last_seen_at)
-               VALUES (?, ?, ?, ?, ?)
-               ON CONFLICT(device) DO UPDATE SET member_id = excluded.member_id,
-                 zone_id = excluded.zone_id, entered_at = excluded.entered_at,
-                 last_seen_at = excluded.last_seen_at""",
-            (
-                device,
-                member_id,
-                zone_id,
-                to_iso(now - timedelta(seconds=entered_ago)),
-                to_iso(now - timedelta(seconds=seen_ago)),
-            ),
-        )
+        write_presence(db, device, member_id, zone_id, entered_at, last_seen_at)
+
+
+def write_presence(
+    db: sqlite_utils.Database,
+    device: str,
+    member_id: int | None,
+    zone_id: int | None,
+    entered_at: str,
+    last_seen_at: str,
+) -> None:
+    """Upsert the device's presence_state row as ``presence.track`` does; the caller commits."""
+    db.conn.execute(
+        """INSERT INTO presence_state (device, member_id, zone_id, entered_at, last_seen_at)
+           VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT(device) DO UPDATE SET member_id = excluded.member_id,
+             zone_id = excluded.zone_id, entered_at = excluded.entered_at,
+             last_seen_at = excluded.last_seen_at""",
+        (device, member_id, zone_id, entered_at, last_seen_at),
+    )
 
 
 def shopper(db: sqlite_utils.Database, name: str, **consents: bool) -> members.Member:
@@ -60,6 +69,7 @@ def shopper(db: sqlite_utils.Database, name: str, **consents: bool) -> members.M
 
 
 def live_offer(db: sqlite_utils.Database, name: str = "Shoe week") -> int:
+    """Commit a live offer for anyone entering any zone, valid from yesterday to tomorrow."""
     now = utcnow()
     offer = {
         "name": name,

@@ -24,6 +24,7 @@ from tests.browser import (
     PHONE_WIDTH,
     browser_fixture,
     database_fixture,
+    page_errors,
     phone_page_fixture,
     portal_fixture,
     shot,
@@ -82,9 +83,7 @@ def test_new_notifications_appear_live(
     page: Page, portal: LivePortal, db: sqlite_utils.Database
 ) -> None:
     ana = members.create_member(db, display_name="Ana", password=PASSWORD, email="ana@example.com")
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda error: problems.append(str(error)))
+    problems = page_errors(page)
     earlier = offer(db, ana.id, "Yesterday's scarf")
     sign_in_and_open_store(page, portal)
 

@@ -17,6 +17,7 @@ from instore import clock
 from portal.manage import analytics_data
 from presence.zones import create_zone
 from tests.conftest import AuthActions, ConsoleActions
+from tests.test_reports import decided, saved_offer
 
 NOW = datetime(2024, 6, 12, 12, 0, tzinfo=UTC)
 URL = "/manage/analytics/"
@@ -150,33 +151,11 @@ def test_zone_names_are_escaped_in_charts_and_tables(
 def test_funnel_shows_holdout_lift_with_its_note(
     client: FlaskClient, console: ConsoleActions, db: sqlite_utils.Database
 ) -> None:
-    from offers.model import save_offer, validate_offer
-
     manager = console.signin("manager")
-    offer = save_offer(
-        db,
-        validate_offer(
-            {
-                "name": "Shoes",
-                "title": "Shoes deal",
-                "benefit_kind": "percent_off",
-                "benefit_value": 10,
-                "product": "Trainers",
-                "base_price_cents": 5000,
-                "valid_from": "2024-01-01T00:00:00Z",
-                "valid_to": "2025-01-01T00:00:00Z",
-                "trigger_kind": "zone_enter",
-                "holdout_percent": 10,
-            }
-        ),
-    )
+    offer = saved_offer(db, "Shoes deal", name="Shoes", holdout_percent=10)
     shopper = console.create("shopper", "ana@example.com")
     for member, outcome in ((manager.id, "sent"), (shopper.id, "holdout")):
-        db.conn.execute(
-            "INSERT INTO decisions (ts, member_id, offer_id, outcome)"
-            " VALUES ('2024-06-11T10:00:00Z', ?, ?, ?)",
-            (member, offer, outcome),
-        )
+        decided(db, "2024-06-11T10:00:00Z", member, offer, outcome)
     html = client.get(URL).get_data(as_text=True)
     funnel = html[html.index('id="funnel"') : html.index('id="friends"')]
     assert "Shoes deal" in funnel and "Holdout lift" in funnel

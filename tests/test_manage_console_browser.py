@@ -12,31 +12,31 @@ the way ``presence/track.py`` does — because this machine has no radios. A sho
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-import pytest
 import sqlite_utils
 
 from instore import events, members
 from instore.clock import to_iso, utcnow
 from tests.browser import (
     BROWSER_TESTS,
-    TIMEOUT_MS,
     browser_fixture,
     database_fixture,
+    laptop_page_fixture,
     phone_page_fixture,
     portal_fixture,
     shot,
+    sign_in_to_console,
 )
 from tests.live_portal import LivePortal
 from tests.live_store_helpers import place
+from tests.manage_plan_helpers import click_plan, upload_plan_picture
 from tests.plan_images import png
 from tests.test_offers_decide import make_member
 from tests.test_offers_e2e import PIPELINE_SETTINGS, offers_worker  # noqa: F401 - a fixture
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Page
 
 pytestmark = BROWSER_TESTS
 
@@ -44,10 +44,10 @@ browser = browser_fixture()
 portal = portal_fixture(PIPELINE_SETTINGS)
 db = database_fixture()
 page = phone_page_fixture()
+laptop = laptop_page_fixture()
 
 MANAGER_EMAIL = "morgan@example.com"
 MANAGER_PASSWORD = "manage-the-store"
-LAPTOP = {"viewport": {"width": 1280, "height": 900}, "locale": "en-US"}
 # The picture: 600 x 400 px; at the default scale a zone drawn on it is a few metres wide.
 PICTURE_PX = (600, 400)
 # Where the manager clicks, as fractions of the drawn plan: a rectangle in its upper left.
@@ -55,41 +55,10 @@ CORNERS = ((0.15, 0.2), (0.45, 0.2), (0.45, 0.6), (0.15, 0.6))
 LIVE_DEADLINE_MS = 5_000  # the goal is < 1 s; the test allows for a loaded CI machine
 
 
-@pytest.fixture
-def laptop(browser: Browser, portal: LivePortal) -> Iterator[Page]:
-    context = browser.new_context(**LAPTOP)  # type: ignore[arg-type]
-    context.set_default_timeout(TIMEOUT_MS)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
-
-
-def sign_in(page: Page, portal: LivePortal) -> None:
-    page.goto(f"{portal.url}/manage/live")
-    assert "/manage/signin" in page.url  # asked to sign in first, with the page kept for after
-    page.fill("#identifier", MANAGER_EMAIL)
-    page.fill("#password", MANAGER_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{portal.url}/manage/live")
-
-
-def upload_plan(page: Page, portal: LivePortal) -> None:
-    page.goto(f"{portal.url}/manage/plan")
-    picture = png(*PICTURE_PX)
-    page.set_input_files(
-        "#plan-file", files=[{"name": "shop.png", "mimeType": "image/png", "buffer": picture}]
-    )
-    page.click("#upload-plan")
-    page.wait_for_selector("svg.plan image")
-
-
 def draw_zone(page: Page, name: str) -> None:
     page.click("#new-zone")
-    box = page.locator("svg.plan").first.bounding_box()
-    assert box is not None
     for fx, fy in CORNERS:
-        page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+        click_plan(page, fx, fy)
     page.fill("#zone-name", name)
     page.click("#save-zone")
     page.wait_for_selector(f"svg.plan polygon.zone[data-zone-name='{name}']")
@@ -143,8 +112,9 @@ def test_manager_draws_a_zone_makes_an_offer_and_sees_it_sent_live(
     ana = make_member(db, "Ana")  # location and marketing consent
     page = laptop
 
-    sign_in(page, portal)
-    upload_plan(page, portal)
+    sign_in_to_console(page, portal, MANAGER_EMAIL, MANAGER_PASSWORD, "/manage/live")
+    page.goto(f"{portal.url}/manage/plan")
+    upload_plan_picture(page, png(*PICTURE_PX))
     draw_zone(page, "Shoes")
     shot(page, "console-1-zone-drawn")
     zid = zone_id(db, "Shoes")

@@ -12,21 +12,21 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from instore import audit
-from presence.floorplan import get_plan_image, store_plan_image
+from presence.floorplan import PlanImage, get_plan_image, store_plan_image
 from presence.floorplan_image import MAX_IMAGE_BYTES
 from presence.zones import create_sensor, create_zone, list_sensors, list_zones
 from tests.conftest import PASSWORD, ConsoleActions
+from tests.manage_plan_helpers import (
+    PAGE,
+    SQUARE,
+    last_change,
+    manager_fixture,  # noqa: F401 - a fixture
+    refused,
+    text,
+)
 from tests.plan_images import JPEG_1X1, jpeg_header, png, svg
 
-PAGE = "/manage/plan"
 IMAGE = "/manage/plan-image"
-SQUARE = "0, 0; 8, 0; 8, 8; 0, 8"
-
-
-@pytest.fixture
-def manager(console: ConsoleActions) -> ConsoleActions:
-    console.signin("manager")
-    return console
 
 
 def upload(client: FlaskClient, data: bytes, filename: str = "plan.bin") -> Any:
@@ -37,8 +37,13 @@ def upload(client: FlaskClient, data: bytes, filename: str = "plan.bin") -> Any:
     )
 
 
-def text(response: Any) -> str:
-    return str(response.get_data(as_text=True))
+@pytest.fixture
+def picture(manager: ConsoleActions, client: FlaskClient, db: sqlite_utils.Database) -> PlanImage:
+    """A 600 x 400 px plan the manager uploaded, at the default scale."""
+    upload(client, png(600, 400))
+    image = get_plan_image(db)
+    assert image is not None
+    return image
 
 
 def audit_actions(db: sqlite_utils.Database) -> list[str]:
@@ -228,17 +233,14 @@ def test_bad_pictures_are_refused_and_the_stored_one_kept(
 ) -> None:
     upload(client, png(100, 50))
     before = get_plan_image(db)
-    response = upload(client, data, "plan.png")
-    assert response.status_code == 400
-    assert message in text(response)
-    assert 'id="picture-error"' in text(response)
+    refused(upload(client, data, "plan.png"), "picture", message)
     assert get_plan_image(db) == before
     assert audit_actions(db) == ["plan.picture"]
 
 
 def test_no_file_chosen_is_a_400(manager: ConsoleActions, client: FlaskClient) -> None:
     response = client.post(f"{PAGE}/picture", data={}, content_type="multipart/form-data")
-    assert response.status_code == 400 and "Choose a floor plan picture" in text(response)
+    refused(response, "picture", "Choose a floor plan picture")
 
 
 def test_a_body_far_past_the_limit_gets_the_page_with_the_limit(
@@ -296,22 +298,19 @@ def test_the_upload_passes_the_real_csrf_check_above_the_16_kb_form_limit(
     ],
 )
 def test_the_scale_is_set_from_a_line_or_typed(
-    manager: ConsoleActions,
+    picture: PlanImage,
     client: FlaskClient,
     db: sqlite_utils.Database,
     form: dict[str, str],
     metres_per_px: float,
 ) -> None:
-    upload(client, png(600, 400))
     response = client.post(f"{PAGE}/scale", data=form)
     assert response.status_code == 302
     image = get_plan_image(db)
     assert image is not None and image.metres_per_px == pytest.approx(metres_per_px, rel=1e-12)
-    entry = audit.entries(db)[0]
-    assert entry.action == "plan.scale"
-    assert entry.before is not None and entry.after is not None
-    assert entry.after["metres_per_px"] == pytest.approx(metres_per_px)
-    assert entry.after["width_m"] == pytest.approx(600 * metres_per_px, abs=1e-3)
+    _, after = last_change(db, "plan.scale", "floorplan")
+    assert after["metres_per_px"] == pytest.approx(metres_per_px)
+    assert after["width_m"] == pytest.approx(600 * metres_per_px, abs=1e-3)
 
 
 @pytest.mark.parametrize(
@@ -329,20 +328,16 @@ def test_the_scale_is_set_from_a_line_or_typed(
     ],
 )
 def test_bad_scales_are_refused(
-    manager: ConsoleActions,
+    picture: PlanImage,
     client: FlaskClient,
     db: sqlite_utils.Database,
     form: dict[str, str],
     message: str,
 ) -> None:
-    upload(client, png(600, 400))
-    before = get_plan_image(db)
-    response = client.post(f"{PAGE}/scale", data=form)
-    assert response.status_code == 400
-    assert message in text(response) and 'id="scale-error"' in text(response)
-    assert get_plan_image(db) == before
+    refused(client.post(f"{PAGE}/scale", data=form), "scale", message)
+    assert get_plan_image(db) == picture
 
 
 def test_a_scale_without_a_picture_is_refused(manager: ConsoleActions, client: FlaskClient) -> None:
     response = client.post(f"{PAGE}/scale", data={"metres_per_px": "0.05"})
-    assert response.status_code == 400 and "Upload a floor plan picture" in text(response)
+    refused(response, "scale", "Upload a floor plan picture")

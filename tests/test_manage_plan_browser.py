@@ -7,7 +7,6 @@ its box is that fraction of the plan's frame.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -18,21 +17,22 @@ from presence.floorplan import get_plan_image
 from presence.zones import get_sensor, list_zones
 from tests.browser import (
     BROWSER_TESTS,
-    TIMEOUT_MS,
     browser_fixture,
     database_fixture,
+    laptop_page_fixture,
     portal_fixture,
     shot,
+    sign_in_to_console,
 )
 from tests.live_portal import LivePortal
+from tests.manage_plan_helpers import click_plan, upload_plan_picture
 from tests.plan_images import png
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Page
 
 pytestmark = BROWSER_TESTS
 PASSWORD = "correct horse battery"
-LAPTOP = {"viewport": {"width": 1280, "height": 900}, "locale": "en-US"}
 # The uploaded picture: 600 x 400 px at the default 5 cm a pixel is a 30 m x 20 m frame.
 PLAN_M = (30.0, 20.0)
 # A click lands within a CSS pixel; on a ~800 px wide plan of 30 m that is under 5 cm.
@@ -41,53 +41,29 @@ TOLERANCE_M = 0.1
 browser = browser_fixture()
 portal = portal_fixture()
 db = database_fixture()
+laptop = laptop_page_fixture()
 
 
 @pytest.fixture
-def page(browser: Browser, portal: LivePortal, db: sqlite_utils.Database) -> Iterator[Page]:
-    """A manager signed in to the console on a laptop-sized page; console errors fail the test."""
+def page(laptop: Page, portal: LivePortal, db: sqlite_utils.Database) -> Page:
+    """A manager signed in to the console's floor plan page on a laptop."""
     members.create_member(
         db, display_name="Morgan", password=PASSWORD, email="m@example.com", role="manager"
     )
-    context = browser.new_context(**LAPTOP)
-    context.set_default_timeout(TIMEOUT_MS)
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    tab.goto(f"{portal.url}/manage/signin?next=/manage/plan")
-    tab.fill("#identifier", "m@example.com")
-    tab.fill("#password", PASSWORD)
-    tab.click("main button[type=submit]")
-    tab.wait_for_url("**/manage/plan")
-    try:
-        yield tab
-        assert errors == []
-    finally:
-        context.close()
-
-
-def click_at(page: Page, fx: float, fy: float) -> None:
-    """Click the plan at a fraction of its box."""
-    box = page.locator("svg.plan").bounding_box()
-    assert box is not None
-    page.locator("svg.plan").click(position={"x": box["width"] * fx, "y": box["height"] * fy})
+    sign_in_to_console(laptop, portal, "m@example.com", PASSWORD, "/manage/plan")
+    return laptop
 
 
 def test_a_manager_uploads_a_plan_draws_and_reshapes_a_zone(
     page: Page, db: sqlite_utils.Database
 ) -> None:
-    page.set_input_files(
-        "#plan-file", {"name": "plan.png", "mimeType": "image/png", "buffer": png(600, 400)}
-    )
-    page.click("#upload-plan")
-    page.wait_for_selector("svg.plan image.plan-picture")
+    upload_plan_picture(page, png(600, 400))
     assert page.locator("#plan-status").is_visible()
 
     page.click("#new-zone")
     corners = [(0.1, 0.1), (0.5, 0.1), (0.5, 0.6), (0.1, 0.6)]
     for fx, fy in corners:
-        click_at(page, fx, fy)
+        click_plan(page, fx, fy)
     assert page.locator("svg.plan .handle").count() == 4
     page.fill("#zone-name", "Shoes")
     page.click("#save-zone")
@@ -99,7 +75,7 @@ def test_a_manager_uploads_a_plan_draws_and_reshapes_a_zone(
         assert y == pytest.approx(fy * PLAN_M[1], abs=TOLERANCE_M)
 
     # Select it, drag its third corner out, rename it and save.
-    click_at(page, 0.3, 0.3)
+    click_plan(page, 0.3, 0.3)
     assert page.input_value("#zone-name") == "Shoes"
     handle = page.locator("svg.plan .handle").nth(2).bounding_box()
     box = page.locator("svg.plan").bounding_box()
@@ -121,14 +97,10 @@ def test_a_manager_uploads_a_plan_draws_and_reshapes_a_zone(
 def test_a_manager_places_a_sensor_and_sets_the_scale(
     page: Page, db: sqlite_utils.Database
 ) -> None:
-    page.set_input_files(
-        "#plan-file", {"name": "plan.png", "mimeType": "image/png", "buffer": png(600, 400)}
-    )
-    page.click("#upload-plan")
-    page.wait_for_selector("svg.plan image.plan-picture")
+    upload_plan_picture(page, png(600, 400))
 
     page.click("#place-sensor")
-    click_at(page, 0.25, 0.5)
+    click_plan(page, 0.25, 0.5)
     page.fill("#sensor-id", "wlan1")
     page.select_option("#sensor-kind", "ble")
     page.click("#save-sensor")
@@ -139,8 +111,8 @@ def test_a_manager_places_a_sensor_and_sets_the_scale(
 
     # A line across half the picture's width (300 px) said to be 12 m: 4 cm a pixel.
     page.click("#draw-scale")
-    click_at(page, 0.25, 0.9)
-    click_at(page, 0.75, 0.9)
+    click_plan(page, 0.25, 0.9)
+    click_plan(page, 0.75, 0.9)
     page.fill("#scale-length", "12")
     page.click("#save-scale")
     page.wait_for_selector("#scale-now")

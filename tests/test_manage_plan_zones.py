@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import html
 import re
 from datetime import timedelta
-from typing import Any
 
 import pytest
 import sqlite_utils
@@ -14,21 +12,24 @@ from flask.testing import FlaskClient
 from instore import audit
 from instore.clock import to_iso, utcnow
 from presence.floorplan import SENSOR_OK_SECONDS
-from presence.zones import create_sensor, create_zone, get_sensor, list_sensors, list_zones
-from tests.conftest import ConsoleActions
+from presence.zones import Zone, create_sensor, create_zone, get_sensor, list_sensors, list_zones
+from tests.manage_plan_helpers import (
+    PAGE,
+    SQUARE,
+    last_change,
+    manager_fixture,  # noqa: F401 - a fixture
+    refused,
+    text,
+)
 
-PAGE = "/manage/plan"
-SQUARE = "0, 0; 8, 0; 8, 8; 0, 8"
+# Every test here is a signed-in manager's.
+pytestmark = pytest.mark.usefixtures("manager")
 
 
 @pytest.fixture
-def manager(console: ConsoleActions) -> ConsoleActions:
-    console.signin("manager")
-    return console
-
-
-def text(response: Any) -> str:
-    return html.unescape(str(response.get_data(as_text=True)))
+def shoes(db: sqlite_utils.Database) -> Zone:
+    """An 8 m square zone named Shoes at the plan's origin, drawn before the test."""
+    return create_zone(db, "Shoes", [(0, 0), (8, 0), (8, 8), (0, 8)])
 
 
 def last_entry(db: sqlite_utils.Database) -> audit.AuditEntry:
@@ -43,7 +44,7 @@ def last_entry(db: sqlite_utils.Database) -> audit.AuditEntry:
     [SQUARE, "0 0\n8 0\n8 8\n0 8", "[[0, 0], [8, 0], [8, 8], [0, 8]]", "0,0;8,0;8,8;0,8;0,0"],
 )
 def test_a_manager_draws_a_zone(
-    manager: ConsoleActions, client: FlaskClient, db: sqlite_utils.Database, points: str
+    client: FlaskClient, db: sqlite_utils.Database, points: str
 ) -> None:
     response = client.post(
         f"{PAGE}/zones", data={"name": " Shoes ", "colour": "#B5542B", "points": points}
@@ -81,19 +82,17 @@ def test_a_manager_draws_a_zone(
         ({"name": "Hats", "points": "0, 0; nan, 1; 2, 2"}, "is not a position"),
     ],
 )
+@pytest.mark.usefixtures("shoes")
 def test_bad_zones_come_back_with_the_reason_and_what_was_drawn(
-    manager: ConsoleActions,
     client: FlaskClient,
     db: sqlite_utils.Database,
     form: dict[str, str],
     message: str,
 ) -> None:
-    create_zone(db, "Shoes", [(0, 0), (8, 0), (8, 8), (0, 8)])
     before = list_zones(db)
-    response = client.post(f"{PAGE}/zones", data={"colour": "#123456", **form})
-    assert response.status_code == 400
-    page = text(response)
-    assert 'id="zone-error"' in page and message in page
+    page = refused(
+        client.post(f"{PAGE}/zones", data={"colour": "#123456", **form}), "zone", message
+    )
     # What was sent is in the form again, so the drawing can be fixed rather than redone.
     assert f"{form.get('points', '')}</textarea>" in page
     assert list_zones(db) == before
@@ -101,51 +100,45 @@ def test_bad_zones_come_back_with_the_reason_and_what_was_drawn(
 
 
 def test_a_manager_reshapes_renames_and_recolours_a_zone(
-    manager: ConsoleActions, client: FlaskClient, db: sqlite_utils.Database
+    client: FlaskClient, db: sqlite_utils.Database, shoes: Zone
 ) -> None:
-    zone = create_zone(db, "Shoes", [(0, 0), (8, 0), (8, 8), (0, 8)])
-    page = text(client.get(f"{PAGE}?zone={zone.id}"))
-    assert f'action="/manage/plan/zones/{zone.id}"' in page and "0, 0; 8, 0; 8, 8; 0, 8" in page
+    page = text(client.get(f"{PAGE}?zone={shoes.id}"))
+    assert f'action="/manage/plan/zones/{shoes.id}"' in page and "0, 0; 8, 0; 8, 8; 0, 8" in page
     response = client.post(
-        f"{PAGE}/zones/{zone.id}",
+        f"{PAGE}/zones/{shoes.id}",
         data={"name": "Sneakers", "colour": "#2b4fb5", "points": "0, 0; 10, 0; 10, 6; 0, 6"},
     )
     assert response.status_code == 302
     (changed,) = list_zones(db)
-    assert (changed.id, changed.name, changed.colour) == (zone.id, "Sneakers", "#2b4fb5")
+    assert (changed.id, changed.name, changed.colour) == (shoes.id, "Sneakers", "#2b4fb5")
     assert changed.polygon == ((0, 0), (10, 0), (10, 6), (0, 6))
-    entry = last_entry(db)
-    assert entry.action == "zone.update" and entry.target == f"zone:{zone.id}"
-    assert entry.before is not None and entry.after is not None
-    assert (entry.before["name"], entry.after["name"]) == ("Shoes", "Sneakers")
-    assert entry.before["polygon"][1] == [8, 0] and entry.after["polygon"][1] == [10, 0]
+    before, after = last_change(db, "zone.update", f"zone:{shoes.id}")
+    assert (before["name"], after["name"]) == ("Shoes", "Sneakers")
+    assert before["polygon"][1] == [8, 0] and after["polygon"][1] == [10, 0]
 
 
 def test_a_bad_edit_leaves_the_zone_as_it_was(
-    manager: ConsoleActions, client: FlaskClient, db: sqlite_utils.Database
+    client: FlaskClient, db: sqlite_utils.Database, shoes: Zone
 ) -> None:
-    zone = create_zone(db, "Shoes", [(0, 0), (8, 0), (8, 8), (0, 8)])
     create_zone(db, "Denim", [(10, 0), (18, 0), (18, 8)])
     before = list_zones(db)
     for form, message in (
         ({"name": "Denim", "points": SQUARE, "colour": "#123456"}, "already exists"),
         ({"name": "Shoes", "points": "0, 0; 8, 8; 8, 0; 0, 8", "colour": "#123456"}, "crosses"),
     ):
-        response = client.post(f"{PAGE}/zones/{zone.id}", data=form)
-        assert response.status_code == 400 and message in text(response)
+        page = refused(client.post(f"{PAGE}/zones/{shoes.id}", data=form), "zone", message)
         # Still the edit form of that zone, with its delete button.
-        assert f'action="/manage/plan/zones/{zone.id}"' in text(response)
+        assert f'action="/manage/plan/zones/{shoes.id}"' in page
     assert list_zones(db) == before
     assert audit.entries(db) == []
 
 
 def test_a_manager_deletes_a_zone_and_its_sensors_stay(
-    manager: ConsoleActions, client: FlaskClient, db: sqlite_utils.Database
+    client: FlaskClient, db: sqlite_utils.Database, shoes: Zone
 ) -> None:
-    zone = create_zone(db, "Shoes", [(0, 0), (8, 0), (8, 8), (0, 8)])
     create_sensor(db, "wifi-1", "wifi", 4, 4)
-    assert get_sensor(db, "wifi-1").zone_id == zone.id
-    assert client.post(f"{PAGE}/zones/{zone.id}/delete").status_code == 302
+    assert get_sensor(db, "wifi-1").zone_id == shoes.id
+    assert client.post(f"{PAGE}/zones/{shoes.id}/delete").status_code == 302
     assert list_zones(db) == []
     assert get_sensor(db, "wifi-1").zone_id is None
     entry = last_entry(db)
@@ -164,9 +157,7 @@ def test_a_manager_deletes_a_zone_and_its_sensors_stay(
         ("post", f"{PAGE}/sensors/nope/delete"),
     ],
 )
-def test_unknown_zones_and_sensors_are_404(
-    manager: ConsoleActions, client: FlaskClient, method: str, url: str
-) -> None:
+def test_unknown_zones_and_sensors_are_404(client: FlaskClient, method: str, url: str) -> None:
     form = {"name": "X", "points": SQUARE, "sensor_id": "nope", "kind": "wifi", "x": "1", "y": "1"}
     response = client.get(url) if method == "get" else client.post(url, data=form)
     assert response.status_code == 404
@@ -176,16 +167,15 @@ def test_unknown_zones_and_sensors_are_404(
 
 
 def test_a_manager_places_a_sensor_in_the_zone_it_stands_in(
-    manager: ConsoleActions, client: FlaskClient, db: sqlite_utils.Database
+    client: FlaskClient, db: sqlite_utils.Database, shoes: Zone
 ) -> None:
-    zone = create_zone(db, "Shoes", [(0, 0), (8, 0), (8, 8), (0, 8)])
     response = client.post(
         f"{PAGE}/sensors",
         data={"sensor_id": "wlan1", "kind": "wifi", "x": "4,5", "y": "3", "rssi_at_1m": "-40"},
     )
     assert response.status_code == 302
     sensor = get_sensor(db, "wlan1")
-    assert (sensor.kind, sensor.x, sensor.y, sensor.zone_id) == ("wifi", 4.5, 3.0, zone.id)
+    assert (sensor.kind, sensor.x, sensor.y, sensor.zone_id) == ("wifi", 4.5, 3.0, shoes.id)
     assert sensor.rssi_at_1m == -40
     entry = last_entry(db)
     assert (entry.action, entry.target, entry.before) == ("sensor.create", "sensor:wlan1", None)
@@ -194,15 +184,15 @@ def test_a_manager_places_a_sensor_in_the_zone_it_stands_in(
         "kind": "wifi",
         "x": 4.5,
         "y": 3.0,
-        "zone_id": zone.id,
+        "zone_id": shoes.id,
         "rssi_at_1m": -40.0,
     }
 
 
+@pytest.mark.usefixtures("shoes")
 def test_a_sensor_can_be_assigned_to_another_zone(
-    manager: ConsoleActions, client: FlaskClient, db: sqlite_utils.Database
+    client: FlaskClient, db: sqlite_utils.Database
 ) -> None:
-    create_zone(db, "Shoes", [(0, 0), (8, 0), (8, 8), (0, 8)])
     denim = create_zone(db, "Denim", [(8, 0), (16, 0), (16, 8), (8, 8)])
     form = {"sensor_id": "ble-1", "kind": "ble", "x": "7.9", "y": "4", "zone_id": str(denim.id)}
     assert client.post(f"{PAGE}/sensors", data=form).status_code == 302
@@ -226,7 +216,6 @@ def test_a_sensor_can_be_assigned_to_another_zone(
     ],
 )
 def test_bad_sensors_come_back_with_the_reason(
-    manager: ConsoleActions,
     client: FlaskClient,
     db: sqlite_utils.Database,
     form: dict[str, str],
@@ -234,19 +223,15 @@ def test_bad_sensors_come_back_with_the_reason(
 ) -> None:
     create_sensor(db, "wifi-1", "wifi", 2, 2)
     before = list_sensors(db)
-    response = client.post(f"{PAGE}/sensors", data=form)
-    assert response.status_code == 400
-    page = text(response)
-    assert 'id="sensor-error"' in page and message in page
+    page = refused(client.post(f"{PAGE}/sensors", data=form), "sensor", message)
     assert f'id="sensor-x" name="x" value="{form["x"]}"' in page
     assert list_sensors(db) == before
     assert audit.entries(db) == []
 
 
 def test_a_manager_moves_and_removes_a_sensor(
-    manager: ConsoleActions, client: FlaskClient, db: sqlite_utils.Database
+    client: FlaskClient, db: sqlite_utils.Database, shoes: Zone
 ) -> None:
-    shoes = create_zone(db, "Shoes", [(0, 0), (8, 0), (8, 8), (0, 8)])
     denim = create_zone(db, "Denim", [(8, 0), (16, 0), (16, 8), (8, 8)])
     create_sensor(db, "ap/1", "wifi", 4, 4)  # a slash in an id still has its own URLs
     page = text(client.get(f"{PAGE}?sensor=ap/1"))
@@ -255,19 +240,17 @@ def test_a_manager_moves_and_removes_a_sensor(
     assert client.post(f"{PAGE}/sensors/ap/1", data=form).status_code == 302
     moved = get_sensor(db, "ap/1")
     assert (moved.kind, moved.x, moved.zone_id, moved.rssi_at_1m) == ("ble", 12, denim.id, -50)
-    entry = last_entry(db)
-    assert entry.action == "sensor.update" and entry.target == "sensor:ap/1"
-    assert entry.before is not None and entry.after is not None
-    assert (entry.before["zone_id"], entry.after["zone_id"]) == (shoes.id, denim.id)
-    bad = client.post(f"{PAGE}/sensors/ap/1", data={**form, "x": "far"})
-    assert bad.status_code == 400 and get_sensor(db, "ap/1") == moved
+    before, after = last_change(db, "sensor.update", "sensor:ap/1")
+    assert (before["zone_id"], after["zone_id"]) == (shoes.id, denim.id)
+    refused(client.post(f"{PAGE}/sensors/ap/1", data={**form, "x": "far"}), "sensor", "x position")
+    assert get_sensor(db, "ap/1") == moved
     assert client.post(f"{PAGE}/sensors/ap/1/delete").status_code == 302
     assert list_sensors(db) == []
     assert [e.action for e in audit.entries(db)] == ["sensor.delete", "sensor.update"]
 
 
 def test_each_sensor_shows_when_it_was_last_heard_and_its_health(
-    manager: ConsoleActions, client: FlaskClient, db: sqlite_utils.Database
+    client: FlaskClient, db: sqlite_utils.Database
 ) -> None:
     now = utcnow()
     seen = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import sqlite_utils
 
@@ -122,26 +123,23 @@ def test_a_deleted_zone_keeps_its_visits_without_a_name(db: sqlite_utils.Databas
 # -- offers --------------------------------------------------------------------------------------
 
 
-def _offer(db: sqlite_utils.Database, title: str) -> int:
-    return save_offer(
-        db,
-        validate_offer(
-            {
-                "name": title,
-                "title": title,
-                "benefit_kind": "percent_off",
-                "benefit_value": 10,
-                "product": "Trainers",
-                "base_price_cents": 5000,
-                "valid_from": "2024-01-01T00:00:00Z",
-                "valid_to": "2025-01-01T00:00:00Z",
-                "trigger_kind": "zone_enter",
-            }
-        ),
-    )
+def saved_offer(db: sqlite_utils.Database, title: str, **changes: Any) -> int:
+    """An offer named and titled ``title``, valid through 2024 (``changes`` set other fields)."""
+    offer = {
+        "name": title,
+        "title": title,
+        "benefit_kind": "percent_off",
+        "benefit_value": 10,
+        "product": "Trainers",
+        "base_price_cents": 5000,
+        "valid_from": "2024-01-01T00:00:00Z",
+        "valid_to": "2025-01-01T00:00:00Z",
+        "trigger_kind": "zone_enter",
+    }
+    return save_offer(db, validate_offer({**offer, **changes}))
 
 
-def _decide(
+def decided(
     db: sqlite_utils.Database,
     ts: str,
     member: int,
@@ -151,6 +149,8 @@ def _decide(
     opened: bool = False,
     redeemed: bool = False,
 ) -> None:
+    """A decision logged at ``ts``; one that was ``sent`` also gets its notification (opened at
+    once if ``opened``) and, if ``redeemed``, its redemption at a till."""
     cursor = db.conn.execute(
         "INSERT INTO decisions (ts, member_id, offer_id, outcome) VALUES (?, ?, ?, ?)",
         (ts, member, offer, outcome),
@@ -175,17 +175,17 @@ def test_offer_funnel_counts_each_stage_of_the_range(db: sqlite_utils.Database) 
     db.conn.execute("INSERT INTO tills (name, key_hash, created_at) VALUES ('t', 'k', 'x')")
     for number in range(1, 6):
         _member(db, number)
-    shoes, jeans = _offer(db, "Shoes deal"), _offer(db, "Jeans deal")
+    shoes, jeans = saved_offer(db, "Shoes deal"), saved_offer(db, "Jeans deal")
     day = "2024-06-10T10:00:00Z"
-    _decide(db, day, 1, shoes, "sent", opened=True, redeemed=True)
-    _decide(db, day, 2, shoes, "sent", opened=True)
-    _decide(db, day, 3, shoes, "sent")
-    _decide(db, day, 4, shoes, "holdout")
-    _decide(db, day, 5, shoes, "capped")
-    _decide(db, day, 5, shoes, "not_in_audience")  # not eligible
-    _decide(db, day, 5, shoes, "no_consent")  # not eligible
-    _decide(db, day, 1, jeans, "lower_priority")
-    _decide(db, "2024-06-12T10:00:00Z", 1, shoes, "sent", opened=True)  # outside the range
+    decided(db, day, 1, shoes, "sent", opened=True, redeemed=True)
+    decided(db, day, 2, shoes, "sent", opened=True)
+    decided(db, day, 3, shoes, "sent")
+    decided(db, day, 4, shoes, "holdout")
+    decided(db, day, 5, shoes, "capped")
+    decided(db, day, 5, shoes, "not_in_audience")  # not eligible
+    decided(db, day, 5, shoes, "no_consent")  # not eligible
+    decided(db, day, 1, jeans, "lower_priority")
+    decided(db, "2024-06-12T10:00:00Z", 1, shoes, "sent", opened=True)  # outside the range
     period = LocalPeriod(date(2024, 6, 10), date(2024, 6, 11), MADRID)
     funnels = offer_reports.offer_funnels(db, period, NOW, code_valid_hours=72)
     assert [(f.title, f.eligible, f.sent, f.opened, f.redeemed) for f in funnels] == [
@@ -196,9 +196,9 @@ def test_offer_funnel_counts_each_stage_of_the_range(db: sqlite_utils.Database) 
 
 def test_settled_days_are_kept_and_recent_ones_counted_afresh(db: sqlite_utils.Database) -> None:
     _member(db, 1)
-    offer = _offer(db, "Deal")
-    _decide(db, "2024-06-10T10:00:00Z", 1, offer, "sent")  # long ago: settled
-    _decide(db, "2024-06-30T09:00:00Z", 1, offer, "sent")  # today: not settled
+    offer = saved_offer(db, "Deal")
+    decided(db, "2024-06-10T10:00:00Z", 1, offer, "sent")  # long ago: settled
+    decided(db, "2024-06-30T09:00:00Z", 1, offer, "sent")  # today: not settled
     period = LocalPeriod(date(2024, 6, 10), date(2024, 6, 30), MADRID)
     [first] = offer_reports.offer_funnels(db, period, NOW, code_valid_hours=72)
     assert (first.sent, first.opened) == (2, 0)

@@ -12,7 +12,7 @@ the field it names (``field_for_message``).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -98,26 +98,25 @@ def _text(label: Any, limit: int = MAX_LINE_CHARS) -> StringField:
     return StringField(label, validators=[Length(max=limit)])
 
 
+def _choice(label: Any, values: Iterable[str], labels: Mapping[str, Any]) -> SelectField:
+    """A select of ``values`` that accepts any value, so that the engine's message names a wrong
+    one (the console and ``instore offers add`` refuse the same offers)."""
+    choices = [SelectChoice(value, labels[value]) for value in values]
+    return SelectField(label, choices=choices, validate_choice=False)
+
+
 class OfferForm(FlaskForm):
     """Every offer field; selects accept any value so that the engine's message names it."""
 
     name = _text(_l("Name (for staff; shoppers never see it)"))
-    status = SelectField(
-        _l("Status"),
-        choices=[SelectChoice(s, STATUS_LABELS[s]) for s in STATUSES],
-        validate_choice=False,
-    )
+    status = _choice(_l("Status"), STATUSES, STATUS_LABELS)
     title = _text(_l("Title on the shopper's phone"), TITLE_MAX_CHARS * 2)
     body = TextAreaField(_l("Text under the title"), validators=[Length(max=BODY_MAX_CHARS * 2)])
     image = _text(_l("Picture (address of an image; optional)"))
     product = _text(_l("Product"))
     product_tags = _text(_l("Product tags (comma-separated, e.g. running, outdoor)"))
     base_price = _text(_l("Base price (before the offer)"), 20)
-    benefit_kind = SelectField(
-        _l("Benefit"),
-        choices=[SelectChoice(k, BENEFIT_LABELS[k]) for k in BENEFIT_KINDS],
-        validate_choice=False,
-    )
+    benefit_kind = _choice(_l("Benefit"), BENEFIT_KINDS, BENEFIT_LABELS)
     benefit_value = _text(_l("Benefit value"), 20)
     benefit_quantity = _text(_l("Multibuy: buy how many"), 20)
     zones = SelectMultipleField(_l("Zones"), validate_choice=False, render_kw={"size": 6})
@@ -126,11 +125,7 @@ class OfferForm(FlaskForm):
     quiet_start = _text(_l("Quiet hours from"), 10)
     quiet_end = _text(_l("Quiet hours until"), 10)
     audience = TextAreaField(_l("Audience"), validators=[Length(max=MAX_AUDIENCE_CHARS)])
-    trigger_kind = SelectField(
-        _l("Sent when a shopper is"),
-        choices=[SelectChoice(k, TRIGGER_LABELS[k]) for k in TRIGGER_KINDS],
-        validate_choice=False,
-    )
+    trigger_kind = _choice(_l("Sent when a shopper is"), TRIGGER_KINDS, TRIGGER_LABELS)
     trigger_seconds = _text(_l("Staying at least (e.g. 45s, 2m)"), 40)
     trigger_count = _text(_l("Visit number (e.g. 3 for the third visit)"), 20)
     trigger_window = _text(_l("Within (e.g. 30d)"), 40)

@@ -9,8 +9,10 @@ plan unchanged. Every change is written to the audit log in the same transaction
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import sqlite_utils
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.datastructures import FileStorage
@@ -30,19 +32,9 @@ from portal.manage.plan_forms import (
     sensor_state,
     zone_state,
 )
+from presence import floorplan
 from presence import zones as zone_store
-from presence.floorplan import (
-    MAX_METRES_PER_PX,
-    MIN_METRES_PER_PX,
-    SENSOR_OK_SECONDS,
-    InvalidScale,
-    get_plan_image,
-    plan_view,
-    scale_from_line,
-    sensor_health,
-    set_scale,
-    store_plan_image,
-)
+from presence.floorplan import InvalidScale
 from presence.floorplan_image import MAX_IMAGE_BYTES, MAX_IMAGE_PX, InvalidPlanImage
 
 bp = Blueprint("manage_plan", __name__, url_prefix="/manage/plan")
@@ -51,6 +43,7 @@ require_role(bp, "manager")
 # Room for the multipart framing and the CSRF field around a picture of the largest size.
 UPLOAD_OVERHEAD_BYTES = 64 * 1024
 PageResult = tuple[str, int]
+Result = TypeVar("Result")
 
 
 @bp.url_value_preprocessor
@@ -99,22 +92,22 @@ def render_page(
     if sensor is None:
         sensor_id = request.args.get("sensor")
         sensor = SensorDraft.of(_sensor_or_404(sensor_id)) if sensor_id else SensorDraft()
-    view = plan_view(db)
+    view = floorplan.plan_view(db)
     page = render_template(
         "manage/plan.html",
         view=view,
-        health=sensor_health(db),
+        health=floorplan.sensor_health(db),
         zone_names={z.id: z.name for z in view.zones},
         zone_form=zone,
         sensor_form=sensor,
         errors=errors or {},
         scale_form=scale or {},
         kinds=zone_store.SENSOR_KINDS,
-        ok_seconds=SENSOR_OK_SECONDS,
+        ok_seconds=floorplan.SENSOR_OK_SECONDS,
         max_mb=MAX_IMAGE_BYTES // 1_048_576,
         max_px=MAX_IMAGE_PX,
-        min_scale=MIN_METRES_PER_PX,
-        max_scale=MAX_METRES_PER_PX,
+        min_scale=floorplan.MIN_METRES_PER_PX,
+        max_scale=floorplan.MAX_METRES_PER_PX,
     )
     return page, status
 
@@ -133,8 +126,36 @@ def _sensor_or_404(sensor_id: str) -> zone_store.Sensor:
         abort(404)
 
 
-def _back() -> Response:
+def _done(message: str) -> Response:
+    """Back to the page after a change, with what was done said at its top."""
+    flash(message)
     return redirect(url_for("manage_plan.page"))
+
+
+def _audit_state(item: zone_store.Zone | zone_store.Sensor | None) -> dict[str, Any] | None:
+    """What the audit log keeps of a zone or a sensor (None: there is none)."""
+    if isinstance(item, zone_store.Zone):
+        return zone_state(item)
+    return None if item is None else sensor_state(item)
+
+
+def _audited(
+    action: str,
+    before: zone_store.Zone | zone_store.Sensor | None,
+    change: Callable[[sqlite_utils.Database], Result],
+) -> Result:
+    """Change a zone or sensor and write its audit entry ("zone.update" on "zone:7", the states
+    before and after) in one transaction, so the log never tells of a change that did not happen.
+    """
+    db = get_db()
+    with atomic(db, action.replace(".", "_")):
+        result = change(db)
+        after = result if isinstance(result, zone_store.Zone | zone_store.Sensor) else None
+        changed = after or before
+        assert changed is not None, "a change to nothing is not audited"
+        target = f"{action.partition('.')[0]}:{changed.id}"
+        record(action, target, _audit_state(before), _audit_state(after))
+    return result
 
 
 @bp.get("")
@@ -157,19 +178,18 @@ def upload() -> Response | PageResult:
     db = get_db()
     try:
         with atomic(db, "plan_picture"):
-            before = image_state(get_plan_image(db))
-            image = store_plan_image(db, data)
+            before = image_state(floorplan.get_plan_image(db))
+            image = floorplan.store_plan_image(db, data)
             record("plan.picture", "floorplan", before, image_state(image))
     except InvalidPlanImage as exc:
         return render_page(400, errors={"picture": str(exc)})
-    flash(
+    return _done(
         _(
             "Floor plan uploaded: %(w)s x %(h)s m. Draw a line of known length to set its scale.",
             w=f"{image.width_m:.1f}",
             h=f"{image.height_m:.1f}",
         )
     )
-    return _back()
 
 
 def _posted_scale(width_px: int) -> float:
@@ -179,7 +199,9 @@ def _posted_scale(width_px: int) -> float:
     length = form.get("length_m", "").strip()
     if all(line) and length:
         x1, y1, x2, y2 = (parse_number(v, _("A point of the line")) for v in line)
-        return scale_from_line((x1, y1), (x2, y2), parse_number(length, _("The line's length")))
+        return floorplan.scale_from_line(
+            (x1, y1), (x2, y2), parse_number(length, _("The line's length"))
+        )
     if length:
         raise InvalidScale(_("Draw the line on the plan first: click its two ends."))
     if form.get("metres_per_px", "").strip():
@@ -198,7 +220,7 @@ def _posted_scale(width_px: int) -> float:
 def scale() -> Response | PageResult:
     """Set metres per pixel; zones and sensors keep their metres, the picture moves under them."""
     db = get_db()
-    current = get_plan_image(db)
+    current = floorplan.get_plan_image(db)
     if current is None:
         return render_page(
             400, errors={"scale": _("Upload a floor plan picture before setting its scale.")}
@@ -206,18 +228,17 @@ def scale() -> Response | PageResult:
     try:
         metres_per_px = _posted_scale(current.width_px)
         with atomic(db, "plan_scale"):
-            image = set_scale(db, metres_per_px)
+            image = floorplan.set_scale(db, metres_per_px)
             record("plan.scale", "floorplan", image_state(current), image_state(image))
     except (InvalidScale, FormProblem) as exc:
         return render_page(400, errors={"scale": str(exc)}, scale=dict(request.form))
-    flash(
+    return _done(
         _(
             "Scale set: the plan is %(w)s x %(h)s m.",
             w=f"{image.width_m:.2f}",
             h=f"{image.height_m:.2f}",
         )
     )
-    return _back()
 
 
 # -- zones -------------------------------------------------------------------------------------
@@ -226,46 +247,42 @@ def scale() -> Response | PageResult:
 @bp.post("/zones")
 def create_zone() -> Response | PageResult:
     draft = ZoneDraft.posted(request.form)
-    db = get_db()
     try:
         corners = parse_points(draft.points)
-        with atomic(db, "zone_create"):
-            zone = zone_store.create_zone(db, draft.name, corners, draft.colour)
-            record("zone.create", f"zone:{zone.id}", None, zone_state(zone))
+        zone = _audited(
+            "zone.create",
+            None,
+            lambda db: zone_store.create_zone(db, draft.name, corners, draft.colour),
+        )
     except zone_store.InvalidZone as exc:
         return render_page(400, zone=draft, errors={"zone": str(exc)})
-    flash(_("Zone “%(name)s” added.", name=zone.name))
-    return _back()
+    return _done(_("Zone “%(name)s” added.", name=zone.name))
 
 
 @bp.post("/zones/<int:zone_id>")
 def update_zone(zone_id: int) -> Response | PageResult:
     before = _zone_or_404(zone_id)
     draft = ZoneDraft.posted(request.form, zone_id)
-    db = get_db()
     try:
         corners = parse_points(draft.points)
-        with atomic(db, "zone_update"):
-            zone = zone_store.update_zone(
+        zone = _audited(
+            "zone.update",
+            before,
+            lambda db: zone_store.update_zone(
                 db, zone_id, name=draft.name, polygon=corners, colour=draft.colour
-            )
-            record("zone.update", f"zone:{zone_id}", zone_state(before), zone_state(zone))
+            ),
+        )
     except zone_store.InvalidZone as exc:
         return render_page(400, zone=draft, errors={"zone": str(exc)})
-    flash(_("Zone “%(name)s” saved.", name=zone.name))
-    return _back()
+    return _done(_("Zone “%(name)s” saved.", name=zone.name))
 
 
 @bp.post("/zones/<int:zone_id>/delete")
 def delete_zone(zone_id: int) -> Response:
     """Remove a zone; its sensors stay on the plan without a zone."""
     before = _zone_or_404(zone_id)
-    db = get_db()
-    with atomic(db, "zone_delete"):
-        zone_store.delete_zone(db, zone_id)
-        record("zone.delete", f"zone:{zone_id}", zone_state(before), None)
-    flash(_("Zone “%(name)s” deleted.", name=before.name))
-    return _back()
+    _audited("zone.delete", before, lambda db: zone_store.delete_zone(db, zone_id))
+    return _done(_("Zone “%(name)s” deleted.", name=before.name))
 
 
 # -- sensors -----------------------------------------------------------------------------------
@@ -274,27 +291,25 @@ def delete_zone(zone_id: int) -> Response:
 @bp.post("/sensors")
 def create_sensor() -> Response | PageResult:
     draft = SensorDraft.posted(request.form)
-    db = get_db()
     try:
         x, y, rssi, zone_id = draft.values()
-        with atomic(db, "sensor_create"):
-            sensor = zone_store.create_sensor(db, draft.sensor_id, draft.kind, x, y, zone_id, rssi)
-            record("sensor.create", f"sensor:{sensor.id}", None, sensor_state(sensor))
+        sensor = _audited(
+            "sensor.create",
+            None,
+            lambda db: zone_store.create_sensor(
+                db, draft.sensor_id, draft.kind, x, y, zone_id, rssi
+            ),
+        )
     except (zone_store.InvalidSensor, FormProblem) as exc:
         return render_page(400, sensor=draft, errors={"sensor": str(exc)})
-    flash(_("Sensor “%(id)s” placed.", id=sensor.id))
-    return _back()
+    return _done(_("Sensor “%(id)s” placed.", id=sensor.id))
 
 
 @bp.post("/sensors/<path:sensor_id>/delete")
 def delete_sensor(sensor_id: str) -> Response:
     before = _sensor_or_404(sensor_id)
-    db = get_db()
-    with atomic(db, "sensor_delete"):
-        zone_store.delete_sensor(db, sensor_id)
-        record("sensor.delete", f"sensor:{sensor_id}", sensor_state(before), None)
-    flash(_("Sensor “%(id)s” removed.", id=sensor_id))
-    return _back()
+    _audited("sensor.delete", before, lambda db: zone_store.delete_sensor(db, sensor_id))
+    return _done(_("Sensor “%(id)s” removed.", id=sensor_id))
 
 
 @bp.post("/sensors/<path:sensor_id>")
@@ -302,18 +317,16 @@ def update_sensor(sensor_id: str) -> Response | PageResult:
     """Move, recalibrate or reassign a sensor (its id stays: sightings are filed under it)."""
     before = _sensor_or_404(sensor_id)
     draft = SensorDraft.posted(request.form, sensor_id)
-    db = get_db()
     try:
         x, y, rssi, zone_id = draft.values()
-        with atomic(db, "sensor_update"):
-            # x and y are always given, so "by position" re-derives the zone from where it is.
-            sensor = zone_store.update_sensor(
+        # x and y are always given, so "by position" re-derives the zone from where it is.
+        sensor = _audited(
+            "sensor.update",
+            before,
+            lambda db: zone_store.update_sensor(
                 db, sensor_id, kind=draft.kind, x=x, y=y, zone_id=zone_id, rssi_at_1m=rssi
-            )
-            record(
-                "sensor.update", f"sensor:{sensor_id}", sensor_state(before), sensor_state(sensor)
-            )
+            ),
+        )
     except (zone_store.InvalidSensor, FormProblem) as exc:
         return render_page(400, sensor=draft, errors={"sensor": str(exc)})
-    flash(_("Sensor “%(id)s” saved.", id=sensor.id))
-    return _back()
+    return _done(_("Sensor “%(id)s” saved.", id=sensor.id))
