@@ -168,8 +168,15 @@ def _sent_to_member_since(
 def _last_sent(
     db: sqlite_utils.Database, member_id: int, offer_id: int | None = None
 ) -> tuple[datetime, int] | None:
-    """When this member last got this offer (or any offer), and which offer it was."""
-    query = "SELECT ts, offer_id FROM decisions WHERE member_id = ? AND outcome = 'sent'"
+    """When this member last got this offer (or any offer), and which offer it was.
+
+    Friend notes share the decision log with ``offer_id`` NULL; they have their own cooldowns
+    and never count as an offer here.
+    """
+    query = (
+        "SELECT ts, offer_id FROM decisions"
+        " WHERE member_id = ? AND outcome = 'sent' AND offer_id IS NOT NULL"
+    )
     params: tuple[int, ...] = (member_id,)
     if offer_id is not None:
         query += " AND offer_id = ?"

@@ -31,6 +31,7 @@ import sqlite_utils
 from instore import events, systemd
 from instore.clock import from_iso, to_iso, utcnow
 from instore.config import Config
+from instore.db import atomic
 from instore.events import Event
 from offers import attributes, friends
 from offers.channels import Channel
@@ -118,6 +119,7 @@ class OffersWorker:
         self.clock = clock
         self._offers: list[Offer] = []
         self._offers_version: tuple[Any, ...] | None = None
+        self.skipped = 0  # events passed over after an error (see handle_or_skip)
 
     # -- offers ----------------------------------------------------------------------------
     def live_offers(self) -> list[Offer]:
@@ -228,7 +230,27 @@ class OffersWorker:
     # -- the loop --------------------------------------------------------------------------
     def run_once(self) -> int:
         """Handle the next batch of events; return how many were handled."""
-        return events.consume(self.db, CONSUMER, self.handle, EVENT_KINDS)
+        return events.consume(self.db, CONSUMER, self.handle_or_skip, EVENT_KINDS)
+
+    def handle_or_skip(self, event: Event) -> None:
+        """``handle``, but an event that breaks the engine is logged and passed over.
+
+        Otherwise one bad event would stop offers for the whole store: the worker would crash,
+        restart and crash again on the same event for ever. Its partial writes are rolled back
+        (a savepoint); a locked database is not a bad event, so that still stops the batch
+        for a retry.
+        """
+        try:
+            with atomic(self.db, "offers_event"):
+                self.handle(event)
+        except sqlite3.OperationalError:
+            raise
+        except Exception:
+            self.skipped += 1
+            logger.exception(
+                "event skipped after an error in the offers engine",
+                extra={"event_id": event.id, "kind": event.kind},
+            )
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Handle events as they are committed, until ``should_stop``."""

@@ -123,3 +123,13 @@ def test_sign_out_needs_csrf(app: Flask, db: sqlite_utils.Database) -> None:
     assert client.get("/manage/").status_code == 200
     assert client.post("/manage/signout").status_code == 400  # no token: refused
     assert client.get("/manage/").status_code == 200
+
+
+def test_every_console_page_answers_with_or_without_a_trailing_slash(
+    client: FlaskClient, console: ConsoleActions
+) -> None:
+    """People type addresses both ways; neither may be a "page not found"."""
+    console.signin("admin")
+    for page in ("live", "plan", "offers", "analytics", "box", "why"):
+        for path in (f"/manage/{page}", f"/manage/{page}/"):
+            assert client.get(path).status_code == 200, path

@@ -16,6 +16,7 @@ import pytest
 import sqlite_utils
 
 from instore import members
+from instore.clock import to_iso
 from instore.db import transaction
 from instore.events import Event
 from offers import experiments
@@ -504,3 +505,19 @@ def test_why_names_a_missing_member_or_offer(db: sqlite_utils.Database) -> None:
 )
 def test_describe_duration(seconds: int, text: str) -> None:
     assert describe_duration(seconds) == text
+
+
+def test_a_friend_note_neither_breaks_nor_counts_towards_the_offer_cooldown(
+    db: sqlite_utils.Database,
+) -> None:
+    """Regression: the latest "sent" decision being a friend note (no offer) crashed the worker
+    for that member's every event, and with it the demo."""
+    ana, ben = make_member(db), make_member(db, "Ben")
+    offer = make_offer(db)
+    with db.conn:
+        db.conn.execute(
+            """INSERT INTO decisions (ts, member_id, offer_id, friend_id, outcome, reason)
+               VALUES (?, ?, NULL, ?, 'sent', 'Ben is here')""",
+            (to_iso(NOW - timedelta(minutes=1)), ana.id, ben.id),
+        )
+    assert outcomes(run(db, ana, [offer], NOW, global_cooldown=600)) == ["sent"]

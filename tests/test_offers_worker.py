@@ -16,6 +16,7 @@ from instore import events, members
 from instore.cli import main as cli
 from instore.clock import from_iso, to_iso
 from instore.config import Config
+from offers import worker as worker_module
 from offers.codes import store_of
 from offers.notifications import Notification, recent_notifications
 from offers.worker import (
@@ -271,3 +272,38 @@ def test_offers_run_refuses_bad_friend_quiet_hours(config: Config) -> None:
     assert result.exit_code == 2
     assert "offers.friend_quiet_hours" in result.output
     assert "Traceback" not in result.output
+
+
+def test_an_event_that_breaks_the_engine_is_skipped_and_rolled_back_not_fatal(
+    db: sqlite_utils.Database,
+    worker: OffersWorker,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One bad event must not stop offers for the whole store (a crash loop on restart)."""
+    ana, ben = make_member(db), make_member(db, "Ben")
+    make_offer(db)
+    real_decide = worker_module.decide
+
+    def broken_for_ana(db_: sqlite_utils.Database, event: Any, *args: Any) -> Any:
+        if event.payload.get("member_id") == ana.id:
+            db_.conn.execute(
+                "INSERT INTO decisions (ts, member_id, offer_id, outcome, reason)"
+                " VALUES ('x', ?, 1, 'sent', 'half-written')",
+                (ana.id,),
+            )
+            raise RuntimeError("engine bug")
+        return real_decide(db_, event, *args)
+
+    monkeypatch.setattr(worker_module, "decide", broken_for_ana)
+    presence_event(db, "zone_enter", ana.id, clock.now, zone="Shoes", zone_id=SHOES)
+    presence_event(db, "zone_enter", ben.id, clock.now, zone="Shoes", zone_id=SHOES)
+
+    assert worker.run_once() == 2  # both acknowledged; the worker is still running
+    assert worker.skipped == 1
+    assert "event skipped after an error" in caplog.text and "engine bug" in caplog.text
+    assert recent_notifications(db, ana.id) == []
+    assert len(recent_notifications(db, ben.id)) == 1  # the next event was decided as usual
+    half = db.conn.execute("SELECT COUNT(*) FROM decisions WHERE reason = 'half-written'")
+    assert half.fetchone()[0] == 0  # the bad event's writes were rolled back

@@ -42,7 +42,7 @@ def _context() -> Context:
     return Context(get_db(), period, utcnow(), config["offers"])
 
 
-@bp.route("/")
+@bp.route("/", strict_slashes=False)
 def page() -> str | tuple[str, int]:
     """The charts for the range in the query string (the last week by default)."""
     timezone = current_app.config["INSTORE"]["store"]["timezone"]

@@ -105,7 +105,7 @@ def _page(form: TermsForm, status: int = 200) -> tuple[str, int]:
     )
 
 
-@bp.route("/")
+@bp.route("/", strict_slashes=False)
 def page() -> tuple[str, int]:
     form = TermsForm()
     current = terms.current_terms(

@@ -182,7 +182,7 @@ def snapshot(db: sqlite_utils.Database, settings: LiveSettings) -> dict[str, Any
     }
 
 
-@bp.get("")
+@bp.get("", strict_slashes=False)
 def page() -> str:
     """The live store as it is now; the script keeps it current, the link reloads it without."""
     db = get_db()

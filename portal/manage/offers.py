@@ -163,7 +163,7 @@ def checked_offer(form: OfferForm, offer_id: int | None, status: str | None = No
         return None
 
 
-@bp.route("/")
+@bp.route("/", strict_slashes=False)
 def index() -> str:
     """Every offer, highest priority first, with its sends, redemptions and a status button."""
     db = get_db()

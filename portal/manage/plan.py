@@ -158,7 +158,7 @@ def _audited(
     return result
 
 
-@bp.get("")
+@bp.get("", strict_slashes=False)
 def page() -> PageResult:
     return render_page()
 

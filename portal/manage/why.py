@@ -76,7 +76,7 @@ def explain(member: members.Member, offer_id: int | None) -> list[Explanation]:
     return found
 
 
-@bp.route("/")
+@bp.route("/", strict_slashes=False)
 def page() -> tuple[str, int]:
     """Look a member up by email or loyalty number (a GET form: it changes nothing)."""
     db = get_db()
