@@ -21,8 +21,8 @@ class DemoAccount:
 
 
 DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (
-    DemoAccount("manager@demo.store", "Morgan (manager)", "manage-the-store", "manager"),
-    DemoAccount("staff@demo.store", "Sam (staff)", "help-the-shoppers", "staff"),
+    DemoAccount("manager@demo.store", "Morgan", "manage-the-store", "manager"),
+    DemoAccount("staff@demo.store", "Sam", "help-the-shoppers", "staff"),
     DemoAccount("ana@demo.store", "Ana", "ana-loves-shoes", "shopper", "02:de:00:00:00:0a"),
     DemoAccount("ben@demo.store", "Ben", "ben-likes-denim", "shopper", "02:de:00:00:00:0b"),
     DemoAccount("chloe@demo.store", "Chloe", "chloe-shops-late", "shopper"),
