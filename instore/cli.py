@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -175,6 +176,7 @@ def demo(bind: str, reset: bool) -> None:
     if reset:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{config.database_path}{suffix}").unlink(missing_ok=True)
+    new_store = not Path(config.database_path).exists()
     database = open_database(config.database_path)
     accounts = seed_demo(database, config["portal"]["terms_version"])
     from presence.floorplan_demo import seed_demo_floorplan
@@ -183,6 +185,19 @@ def demo(bind: str, reset: bool) -> None:
     from offers.demo import seed_demo_offers
 
     seed_demo_offers(database, config["portal"]["terms_version"])
+    if new_store:
+        # Two weeks of past visits, so the console's analytics show data at first sight. Only
+        # on a new store: a restarted demo already has its history, and its own since.
+        from offers.demo_history import DEMO_HISTORY_DAYS, seed_demo_history
+        from presence.reports import catch_up_dwell
+
+        began = time.perf_counter()
+        history = seed_demo_history(database, config)
+        catch_up_dwell(database)
+        click.echo(
+            f"seeded {DEMO_HISTORY_DAYS} days of history ({history.visits:,} visits) "
+            f"in {time.perf_counter() - began:.1f} s"
+        )
     click.echo(f"\ninstore demo: {config['store']['name']} at http://{bind}\n")
     click.echo(f"  {'ROLE':<9} {'SIGN IN WITH':<20} {'PASSWORD':<18} LOYALTY NUMBER")
     for account, loyalty in accounts:

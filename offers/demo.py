@@ -2,7 +2,8 @@
 
 Ana and Ben (whose simulated phones walk the store) are friends who share their visits, and both
 said yes to marketing; Ana likes running, Ben denim, so their personal prices differ. The offers
-cover every trigger on the demo zones and stay live for a year from the first run.
+cover every trigger on the demo zones, have been live since before the demo's two weeks of
+simulated history (``offers.demo_history``) and stay live for a year from the first run.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from offers.model import list_offers, save_offer, validate_offer
 
 # How long the seeded offers stay live: a demo database is usually thrown away long before.
 DEMO_OFFER_DAYS = 365
+# How long the seeded offers have been live: longer than the simulated history, so its decisions
+# fall inside the offers' dates.
+DEMO_OFFER_PAST_DAYS = 15
 
 # (email, interests): the demo members with stated interests (the personal price uses them).
 DEMO_INTERESTS: dict[str, tuple[str, ...]] = {
@@ -140,7 +144,7 @@ def seed_demo_offers(
         zones = {name: zone_id for zone_id, name in db.conn.execute("SELECT id, name FROM zones")}
         window = {
             "status": "live",
-            "valid_from": to_iso(now - timedelta(days=1)),
+            "valid_from": to_iso(now - timedelta(days=DEMO_OFFER_PAST_DAYS)),
             "valid_to": to_iso(now + timedelta(days=DEMO_OFFER_DAYS)),
         }
         added = 0

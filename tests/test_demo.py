@@ -15,8 +15,9 @@ import urllib.request
 from pathlib import Path
 
 from hardware.gatekeeper import status as gatekeeper_status
-from instore import members
+from instore import events, members
 from instore.db import open_database
+from offers.worker import CONSUMER
 
 START_TIMEOUT_SECONDS = 30
 
@@ -50,28 +51,43 @@ def sign_in_and_consent(base: str, email: str, password: str) -> None:
         assert reply.url.endswith("/online")
 
 
-def test_demo_runs_and_printed_passwords_work(tmp_path: Path) -> None:
-    port = free_port()
+def start_demo(directory: Path, port: int) -> subprocess.Popen[str]:
+    """``instore demo`` in ``directory``, once its portal answers."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("INSTORE_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "instore", "demo", "--bind", f"127.0.0.1:{port}"],
-        cwd=tmp_path,
+        cwd=directory,
         env={**env, "INSTORE_PORTAL_WORKERS": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    status = None
+    while time.monotonic() < deadline and status is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/signin", timeout=2) as reply:
+                status = reply.status
+        except OSError:
+            if process.poll() is not None:
+                raise AssertionError(f"demo exited early: {process.communicate()[0]}") from None
+            time.sleep(0.2)
+    if status != 200:
+        process.kill()
+        raise AssertionError(f"demo did not answer: {process.communicate()[0]}")
+    return process
+
+
+def stop_demo(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=30)
+    return output
+
+
+def test_demo_runs_and_printed_passwords_work(tmp_path: Path) -> None:
+    port = free_port()
+    process = start_demo(tmp_path, port)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        status = None
-        while time.monotonic() < deadline and status is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/signin", timeout=2) as reply:
-                    status = reply.status
-            except OSError:
-                assert process.poll() is None, "demo exited early"
-                time.sleep(0.2)
-        assert status == 200
         sign_in_and_consent(f"http://127.0.0.1:{port}", "ana@demo.store", "ana-loves-shoes")
         # The demo's gatekeeper (memory backend) picks the new session up.
         db = open_database(tmp_path / "var" / "demo" / "instore.db")
@@ -84,12 +100,32 @@ def test_demo_runs_and_printed_passwords_work(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert state is not None and state["authorized"] == 1 and state["backend"] == "memory"
     finally:
-        process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=30)
+        output = stop_demo(process)
     assert "instore demo: Demo Store" in output
+    assert re.search(r"^seeded 14 days of history \([\d,]+ visits\)", output, re.M), output
     accounts = re.findall(r"^\s+(manager|shopper)\s+(\S+)\s+(\S+)\s+(\d{12})$", output, re.M)
     assert {role for role, *_ in accounts} == {"manager", "shopper"}
     db = open_database(tmp_path / "var" / "demo" / "instore.db")
     for role, email, password, loyalty in accounts:
         member = members.authenticate(db, email, password)
         assert member is not None and member.role == role and member.loyalty_number == loyalty
+
+
+def test_a_new_demo_comes_with_history_and_a_restart_keeps_it(tmp_path: Path) -> None:
+    """The history is seeded once; the running worker starts after it, not at its beginning."""
+    output = stop_demo(start_demo(tmp_path, free_port()))
+    assert "seeded 14 days of history" in output
+    db = open_database(tmp_path / "var" / "demo" / "instore.db")
+    last_history_event = db.conn.execute(
+        "SELECT MAX(id) FROM events WHERE kind = 'store_exit' AND ts < ?",
+        (db.conn.execute("SELECT MIN(created_at) FROM tills").fetchone()[0],),
+    ).fetchone()[0]
+    assert last_history_event and events.cursor_position(db, CONSUMER) >= last_history_event
+    footfall_hours = db.conn.execute("SELECT COUNT(*) FROM footfall").fetchone()[0]
+    assert footfall_hours > 24  # hours of two weeks
+    db.conn.close()
+
+    output = stop_demo(start_demo(tmp_path, free_port()))
+    assert "seeded" not in output and "instore demo: Demo Store" in output
+    db = open_database(tmp_path / "var" / "demo" / "instore.db")
+    assert db.conn.execute("SELECT COUNT(*) FROM footfall").fetchone()[0] <= footfall_hours + 1
