@@ -10,7 +10,8 @@ them, so the rules that keep the tables consistent live here once:
   refuses new ones, but keeps an accepted friendship's row, so unblocking puts things back as they
   were. Everything that shows one member to another (the friend notes, the pages) checks
   ``blockers_between`` itself; ``mutual_friends`` does not hide blocked friends, so a reader can
-  say "blocked" instead of pretending the friendship is gone.
+  say "blocked" instead of pretending the friendship is gone. A blocked member is never told:
+  their requests to the blocker are kept unseen (``ask_without_telling``) and dropped on unblock.
 - Visibility (all / chosen / nobody) and ghost mode are per member, with the defaults of the
   schema when a member never set them; the friend_visibility consent is checked by readers, not
   stored here.
@@ -124,6 +125,32 @@ def befriend(
     return "pending"
 
 
+def ask_without_telling(
+    db: sqlite_utils.Database, requester_id: int, addressee_id: int, now: datetime | None = None
+) -> str:
+    """Ask as ``befriend`` does, but a request to someone who blocked the requester looks sent.
+
+    The pages must never tell a member they are blocked, and a request that never shows as sent
+    would: so it is kept as pending, where the blocker's pages do not show it (they hide anyone
+    with a block between the two) and ``unblock`` drops it. To the requester it reads like any
+    request not answered yet. Refused (with a message) only when the requester is the blocker.
+    """
+    _check_pair(requester_id, addressee_id)
+    with atomic(db, "community_friends"):
+        blockers = blockers_between(db, requester_id, addressee_id)
+        if requester_id in blockers or not blockers:
+            return befriend(db, requester_id, addressee_id, now)
+        stamp = _stamp(now)
+        db.conn.execute(
+            """INSERT INTO friendships (requester_id, addressee_id, status, created_at,
+                                        updated_at)
+               VALUES (?, ?, 'pending', ?, ?)
+               ON CONFLICT (requester_id, addressee_id) DO NOTHING""",
+            (requester_id, addressee_id, stamp, stamp),
+        )
+    return "pending"
+
+
 def accept_friend(
     db: sqlite_utils.Database, addressee_id: int, requester_id: int, now: datetime | None = None
 ) -> bool:
@@ -179,6 +206,16 @@ def pending_requests(db: sqlite_utils.Database, member_id: int) -> list[int]:
     return [int(row[0]) for row in rows]
 
 
+def sent_requests(db: sqlite_utils.Database, member_id: int) -> list[int]:
+    """Whom this member asked and is still waiting for, oldest request first."""
+    rows = db.conn.execute(
+        """SELECT addressee_id FROM friendships WHERE requester_id = ? AND status = 'pending'
+           ORDER BY created_at, addressee_id""",
+        (member_id,),
+    ).fetchall()
+    return [int(row[0]) for row in rows]
+
+
 # -- blocks --------------------------------------------------------------------------------------
 
 
@@ -205,10 +242,21 @@ def block(
 
 
 def unblock(db: sqlite_utils.Database, blocker_id: int, blocked_id: int) -> bool:
-    """Lift a block; False if there was none."""
-    cursor = db.conn.execute(
-        "DELETE FROM blocks WHERE blocker_id = ? AND blocked_id = ?", (blocker_id, blocked_id)
-    )
+    """Lift a block; False if there was none.
+
+    A request the blocked member sent meanwhile (``ask_without_telling``) is dropped, not shown:
+    it was made while blocked, and showing it now would tell the blocker nothing they asked for.
+    """
+    with atomic(db, "community_friends"):
+        cursor = db.conn.execute(
+            "DELETE FROM blocks WHERE blocker_id = ? AND blocked_id = ?", (blocker_id, blocked_id)
+        )
+        if cursor.rowcount:
+            db.conn.execute(
+                """DELETE FROM friendships WHERE requester_id = ? AND addressee_id = ?
+                   AND status = 'pending'""",
+                (blocked_id, blocker_id),
+            )
     return cursor.rowcount > 0
 
 

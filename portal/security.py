@@ -41,6 +41,12 @@ RATE_LIMITED_VIEWS: dict[str, str] = {
     "account.signup": "signup_limit",
     "manage.signin": "login_limit",
 }
+# Views limited per IP only, with the config key holding each limit: asking or blocking someone by
+# email or loyalty number must not become a fast way to find out who has an account.
+IP_LIMITED_VIEWS: dict[str, str] = {
+    "friends.ask": "friend_request_limit",
+    "friends.block": "friend_request_limit",
+}
 
 
 def _add_security_headers(response: Response) -> Response:
@@ -77,6 +83,10 @@ def apply_rate_limits(app: Flask) -> None:
             limit, key_func=_account_key, methods=["POST"], deduct_when=_failed, scope="account"
         )(view)
         app.view_functions[endpoint] = view
+    for endpoint, key in IP_LIMITED_VIEWS.items():
+        if endpoint in app.view_functions:
+            limited = limiter.limit(portal_cfg[key], methods=["POST"])(app.view_functions[endpoint])
+            app.view_functions[endpoint] = limited  # type: ignore[assignment]
 
 
 # Status → (title, sentence) for the errors a shopper can run into; each says what to do next.
