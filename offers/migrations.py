@@ -7,6 +7,7 @@ an offer for a member writes one row with its outcome and a sentence of reason, 
 from __future__ import annotations
 
 from instore import hookimpl
+from instore.member_data import MemberTable
 from instore.migrations import Migration
 
 # Every outcome an evaluation can have; the CHECK below and the engine use exactly these.
@@ -25,14 +26,18 @@ DECISION_OUTCOMES: tuple[str, ...] = (
 
 # Friend-in-store notes share the decision log; these are the refusals only a friend note has.
 FRIEND_OUTCOMES: tuple[str, ...] = ("not_visible", "ghost_mode", "blocked")
-# What a notification is about: an offer, or a friend who came into the store.
-NOTIFICATION_KINDS: tuple[str, ...] = ("offer", "friend")
+# What a notification is about: an offer, a friend who came into the store, or a staff answer
+# in the member's support thread.
+NOTIFICATION_KINDS: tuple[str, ...] = ("offer", "friend", "support")
+# The kinds before version 5: version 3 created the table with exactly these.
+NOTIFICATION_KINDS_V3: tuple[str, ...] = ("offer", "friend")
 # How one channel's attempt at one notification ended; "gone" is a subscription the push service
 # says no longer exists (HTTP 404/410), which is then removed.
 DELIVERY_STATUSES: tuple[str, ...] = ("sent", "failed", "gone")
 
 _OUTCOMES_SQL = ", ".join(f"'{outcome}'" for outcome in DECISION_OUTCOMES)
 _ALL_OUTCOMES_SQL = ", ".join(f"'{o}'" for o in DECISION_OUTCOMES + FRIEND_OUTCOMES)
+_KINDS_V3_SQL = ", ".join(f"'{kind}'" for kind in NOTIFICATION_KINDS_V3)
 _KINDS_SQL = ", ".join(f"'{kind}'" for kind in NOTIFICATION_KINDS)
 _STATUSES_SQL = ", ".join(f"'{status}'" for status in DELIVERY_STATUSES)
 
@@ -152,7 +157,7 @@ OFFERS_MIGRATIONS: list[Migration] = [
                 id INTEGER PRIMARY KEY AUTOINCREMENT,
                 ts TEXT NOT NULL,
                 member_id INTEGER NOT NULL REFERENCES members(id) ON DELETE CASCADE,
-                kind TEXT NOT NULL CHECK (kind IN ({_KINDS_SQL})),
+                kind TEXT NOT NULL CHECK (kind IN ({_KINDS_V3_SQL})),
                 decision_id INTEGER UNIQUE REFERENCES decisions(id) ON DELETE SET NULL,
                 offer_id INTEGER REFERENCES offers(id) ON DELETE SET NULL,
                 variant TEXT,
@@ -270,6 +275,62 @@ OFFERS_MIGRATIONS: list[Migration] = [
             ) WITHOUT ROWID""",
         ),
     ),
+    Migration(
+        "offers",
+        5,
+        "notifications may also be a staff answer in a support thread",
+        (
+            # SQLite cannot alter a CHECK: rebuild notifications with the wider kind list, as v3
+            # rebuilt decisions. Ids are copied as they are (they are SSE event ids phones resume
+            # from). Unlike v3, other tables point here: with foreign keys on (they cannot be
+            # turned off inside the migration's transaction) dropping the old table deletes
+            # its rows first, which would cascade to deliveries and unlink redemptions. So both
+            # are kept aside in temp tables and put back once the new table has the same ids.
+            "CREATE TEMP TABLE v5_deliveries AS SELECT * FROM deliveries",
+            """CREATE TEMP TABLE v5_redemption_links AS
+               SELECT id, notification_id FROM redemptions WHERE notification_id IS NOT NULL""",
+            f"""CREATE TABLE notifications_v5 (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                ts TEXT NOT NULL,
+                member_id INTEGER NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+                kind TEXT NOT NULL CHECK (kind IN ({_KINDS_SQL})),
+                decision_id INTEGER UNIQUE REFERENCES decisions(id) ON DELETE SET NULL,
+                offer_id INTEGER REFERENCES offers(id) ON DELETE SET NULL,
+                variant TEXT,
+                title TEXT NOT NULL,
+                body TEXT NOT NULL DEFAULT '',
+                data TEXT NOT NULL DEFAULT '{{}}',
+                price_cents INTEGER,
+                code TEXT UNIQUE,
+                expires_at TEXT,
+                opened_at TEXT
+            )""",
+            """INSERT INTO notifications_v5 (id, ts, member_id, kind, decision_id, offer_id,
+                                            variant, title, body, data, price_cents, code,
+                                            expires_at, opened_at)
+               SELECT id, ts, member_id, kind, decision_id, offer_id, variant, title, body, data,
+                      price_cents, code, expires_at, opened_at
+               FROM notifications""",
+            # AUTOINCREMENT's counter carries over: the copy alone would only raise it to the
+            # highest id still there, and an id erased since must never be handed out again.
+            "DELETE FROM sqlite_sequence WHERE name = 'notifications_v5'",
+            """INSERT INTO sqlite_sequence (name, seq)
+               SELECT 'notifications_v5', seq FROM sqlite_sequence WHERE name = 'notifications'""",
+            "DROP TABLE notifications",
+            "ALTER TABLE notifications_v5 RENAME TO notifications",
+            "CREATE INDEX notifications_member ON notifications(member_id, id)",
+            "CREATE INDEX notifications_kind_ts ON notifications(kind, ts)",
+            """INSERT INTO deliveries (id, notification_id, channel, target, ts, status, detail)
+               SELECT id, notification_id, channel, target, ts, status, detail
+               FROM temp.v5_deliveries""",
+            """UPDATE redemptions SET notification_id = (
+                   SELECT link.notification_id FROM temp.v5_redemption_links AS link
+                   WHERE link.id = redemptions.id)
+               WHERE id IN (SELECT id FROM temp.v5_redemption_links)""",
+            "DROP TABLE temp.v5_deliveries",
+            "DROP TABLE temp.v5_redemption_links",
+        ),
+    ),
 ]
 
 
@@ -277,3 +338,28 @@ OFFERS_MIGRATIONS: list[Migration] = [
 def instore_migrations() -> list[Migration]:
     """The offers package's schema steps."""
     return OFFERS_MIGRATIONS
+
+
+@hookimpl
+def member_data_tables() -> list[MemberTable]:
+    """The decision log, notifications and their deliveries, push, visits, till records."""
+    return [
+        MemberTable("decisions", "member_id = :member_id"),
+        # Notes to friends about this member: the friends' records, erased but not exported.
+        MemberTable("decisions", "friend_id = :member_id", export=False),
+        MemberTable(
+            "deliveries",
+            "notification_id IN (SELECT id FROM notifications WHERE member_id = :member_id)",
+        ),
+        MemberTable("notifications", "member_id = :member_id"),
+        MemberTable(
+            "notifications",
+            "kind = 'friend' AND json_extract(data, '$.friend_id') = :member_id",
+            export=False,
+        ),
+        MemberTable("push_subscriptions", "member_id = :member_id"),
+        MemberTable("visits", "member_id = :member_id"),
+        # A redemption still counts against its offer's budget, without the member.
+        MemberTable("redemptions", "member_id = :member_id", anonymise="member_id = NULL"),
+        MemberTable("purchases", "member_id = :member_id"),
+    ]

@@ -26,6 +26,7 @@ FEATURES: tuple[str, ...] = (
     "portal.manage.plan",
     "portal.manage.plan_image",
     "portal.manage.analytics",
+    "portal.manage.support",
 )
 
 

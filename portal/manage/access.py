@@ -117,6 +117,7 @@ def audited(action: str, target: str, change: Callable[[], Any], **states: Any) 
 NAV: tuple[tuple[str, Any, str], ...] = (
     ("manage_live.page", _l("Live store"), "staff"),
     ("manage_why.page", _l("Why not?"), "staff"),
+    ("manage_support.inbox", _l("Support inbox"), "staff"),
     ("manage_plan.page", _l("Floor plan"), "manager"),
     ("manage_offers.index", _l("Offers"), "manager"),
     ("manage_analytics.page", _l("Analytics"), "manager"),

@@ -94,6 +94,21 @@
     }
   }
 
+  // A staff answer in the member's support thread: its start, and a link to the conversation.
+  function supportParts(note, item) {
+    item.appendChild(element("h3", "", note.title));
+    if (note.body) {
+      item.appendChild(element("p", "support-text", note.body));
+    }
+    if (typeof note.thread_id === "number") {
+      var paragraph = element("p");
+      var link = element("a", "", labels.labelSupportLink);
+      link.href = labels.supportUrl.replace(/\/0$/, "/" + note.thread_id);
+      paragraph.appendChild(link);
+      item.appendChild(paragraph);
+    }
+  }
+
   function friendText(note) {
     if (note.friend_name && note.zone) {
       return fill(labels.labelFriend, { name: note.friend_name, zone: note.zone });
@@ -102,12 +117,15 @@
   }
 
   function render(note) {
-    var item = element("li", "note " + (note.kind === "offer" ? "offer" : "friend") + " new");
+    var kind = note.kind === "offer" || note.kind === "support" ? note.kind : "friend";
+    var item = element("li", "note " + kind + " new");
     item.id = "n-" + note.id;
     item.dataset.id = String(note.id);
     item.dataset.opened = note.opened ? "true" : "false";
     if (note.kind === "offer") {
       offerParts(note, item);
+    } else if (note.kind === "support") {
+      supportParts(note, item);
     } else {
       item.appendChild(element("p", "friend-text", friendText(note)));
     }
