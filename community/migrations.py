@@ -8,6 +8,7 @@ the community pages that edit them; the pages extend this schema with their own 
 from __future__ import annotations
 
 from instore import hookimpl
+from instore.member_data import MemberTable
 from instore.migrations import Migration
 
 # Who sees a member arrive in the store: every friend, only the friends chosen, or nobody.
@@ -62,6 +63,48 @@ COMMUNITY_MIGRATIONS: list[Migration] = [
             )""",
         ),
     ),
+    Migration(
+        "community",
+        2,
+        "the support inbox: threads, messages and canned replies",
+        (
+            # One question from a member and its conversation. waiting_since is when the
+            # member's oldest unanswered message was posted (NULL once staff answered): the
+            # inbox orders and measures the target by it. first_response_at and closed_at give
+            # the first-response and resolution times; a member's reply reopens a closed thread.
+            """CREATE TABLE support_threads (
+                id INTEGER PRIMARY KEY,
+                member_id INTEGER NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+                subject TEXT NOT NULL,
+                status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed')),
+                assignee_id INTEGER REFERENCES members(id) ON DELETE SET NULL,
+                created_at TEXT NOT NULL,
+                waiting_since TEXT,
+                first_response_at TEXT,
+                closed_at TEXT,
+                updated_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX support_threads_member ON support_threads(member_id, id)",
+            "CREATE INDEX support_threads_status ON support_threads(status, waiting_since)",
+            # author_id NULL: the author's account is gone, the conversation stays readable.
+            """CREATE TABLE support_messages (
+                id INTEGER PRIMARY KEY,
+                thread_id INTEGER NOT NULL REFERENCES support_threads(id) ON DELETE CASCADE,
+                author_id INTEGER REFERENCES members(id) ON DELETE SET NULL,
+                from_staff INTEGER NOT NULL CHECK (from_staff IN (0, 1)),
+                body TEXT NOT NULL,
+                created_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX support_messages_thread ON support_messages(thread_id, id)",
+            # Short answers staff reuse ("Our opening hours are ...").
+            """CREATE TABLE support_canned_replies (
+                id INTEGER PRIMARY KEY,
+                title TEXT NOT NULL UNIQUE,
+                body TEXT NOT NULL,
+                created_at TEXT NOT NULL
+            )""",
+        ),
+    ),
 ]
 
 
@@ -69,3 +112,32 @@ COMMUNITY_MIGRATIONS: list[Migration] = [
 def instore_migrations() -> list[Migration]:
     """The community package's schema steps."""
     return COMMUNITY_MIGRATIONS
+
+
+@hookimpl
+def member_data_tables() -> list[MemberTable]:
+    """Friendships either side, blocks, friend visibility, interests and support threads."""
+    return [
+        MemberTable("friendships", "requester_id = :member_id OR addressee_id = :member_id"),
+        MemberTable("blocks", "blocker_id = :member_id"),
+        # Who blocked the member is the blocker's business: erased, never exported.
+        MemberTable("blocks", "blocked_id = :member_id", export=False),
+        MemberTable("friend_settings", "member_id = :member_id"),
+        MemberTable("friend_visible_to", "member_id = :member_id"),
+        MemberTable("friend_visible_to", "friend_id = :member_id", export=False),
+        MemberTable("member_interests", "member_id = :member_id"),
+        # The member's support questions with the whole conversation, staff answers included.
+        MemberTable(
+            "support_messages",
+            "thread_id IN (SELECT id FROM support_threads WHERE member_id = :member_id)",
+        ),
+        MemberTable("support_threads", "member_id = :member_id"),
+        # A staff member's answers in other members' threads stay, without saying who wrote them.
+        MemberTable("support_messages", "author_id = :member_id", anonymise="author_id = NULL"),
+        MemberTable(
+            "support_threads",
+            "assignee_id = :member_id",
+            anonymise="assignee_id = NULL",
+            export=False,
+        ),
+    ]

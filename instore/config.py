@@ -65,6 +65,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "ratelimit_storage": "memory://",
         "login_limit": "10 per minute;50 per hour",
         "signup_limit": "5 per minute;30 per hour",
+        # Friend requests and blocks by email or loyalty number, per IP: room to add a group of
+        # friends at once, too little to try addresses one after another to see who is a member.
+        "friend_request_limit": "20 per minute;100 per hour",
         # The demo's extra controls (e.g. "walk my phone to zone…"); never on a real box.
         "demo_controls": False,
     },
@@ -133,6 +136,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "vapid_subject": "mailto:it@example.com",
         # Till requests per minute per API key; a till scans a few codes a minute at most.
         "till_limit": "60 per minute",
+    },
+    "community": {
+        # The support inbox shows threads whose member has waited longer than this first.
+        "support_target_minutes": 60,
     },
     "logging": {
         "level": "INFO",
@@ -293,6 +300,8 @@ def _validate(sections: dict[str, dict[str, Any]], where: str) -> None:
             f"{where}: store.currency: expected a three-letter ISO 4217 code like 'EUR', "
             f"got {currency!r}"
         )
+    if sections["community"]["support_target_minutes"] < 1:
+        raise ConfigError(f"{where}: community.support_target_minutes: must be at least 1")
     bind = sections["portal"]["bind"]
     host, _, port = bind.rpartition(":")
     if not host or not port.isdigit():

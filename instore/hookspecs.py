@@ -13,6 +13,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from instore.config import Config
+    from instore.member_data import MemberTable
     from instore.migrations import Migration
 
 hookspec = pluggy.HookspecMarker("instore")
@@ -55,4 +56,12 @@ def delivery_channels(config: Config) -> list[Any]:
 @hookspec
 def register_commands(cli: Any) -> None:
     """Add click commands or groups to the ``instore`` CLI (a package's own subcommands)."""
+    raise NotImplementedError
+
+
+@hookspec
+def member_data_tables() -> list[MemberTable]:
+    """Return the ``instore.member_data.MemberTable`` declarations of this package's tables that
+    hold member data: how to find a member's rows, and whether erasure deletes or anonymises them.
+    """
     raise NotImplementedError

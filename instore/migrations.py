@@ -10,8 +10,12 @@ may import them, rather than in ``portal`` which nothing may import.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from instore import hookimpl
+
+if TYPE_CHECKING:
+    from instore.member_data import MemberTable
 
 
 @dataclass(frozen=True)
@@ -137,3 +141,38 @@ KERNEL_MIGRATIONS: list[Migration] = [
 def instore_migrations() -> list[Migration]:
     """The kernel's schema steps."""
     return KERNEL_MIGRATIONS
+
+
+@hookimpl
+def member_data_tables() -> list[MemberTable]:
+    """The kernel's member data: credentials, consents, devices, sessions, outbox, audit log."""
+    # Imported here: instore.member_data needs instore.db, which needs this module's Migration.
+    from instore.member_data import MemberTable
+
+    return [
+        MemberTable("credentials", "member_id = :member_id", hidden=("password_hash",)),
+        MemberTable("consents", "member_id = :member_id"),
+        MemberTable("devices", "member_id = :member_id"),
+        # Revoked first by the erasure itself; the rows stay so the gatekeeper's view of what it
+        # removed stays consistent, without saying whose they were.
+        MemberTable("sessions", "member_id = :member_id", anonymise="member_id = NULL"),
+        # Other consumers may still be behind on these events: keep them, without the member.
+        MemberTable(
+            "events",
+            "json_extract(payload, '$.member_id') = :member_id"
+            " OR json_extract(payload, '$.device') = :device",
+            anonymise="payload = json_replace(payload, '$.member_id', NULL,"
+            " '$.device', :anonymous_device, '$.mac', NULL)",
+        ),
+        # The store keeps who-did-what, no longer saying who.
+        MemberTable(
+            "audit_log",
+            "actor_id = :member_id",
+            anonymise="actor_id = NULL, actor_name = :deleted_member",
+        ),
+        MemberTable(
+            "audit_log",
+            "target = :target",
+            anonymise="target = :deleted_member, before = NULL, after = NULL",
+        ),
+    ]

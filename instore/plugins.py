@@ -18,6 +18,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "hardware.gateway",
     "hardware.clients",
     "instore.cli_users",
+    "instore.cli_members",
     "hardware.cli",
     "presence.sources.builtin",
     "presence.plugins",

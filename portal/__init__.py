@@ -61,11 +61,14 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
         auth,
         demo_walk,
         feed,
+        friends,
         i18n,
         manage,
         pages,
+        privacy,
         push,
         security,
+        support,
         tills_api,
     )
 
@@ -78,6 +81,9 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
     app.register_blueprint(demo_walk.bp)
     app.register_blueprint(feed.bp)
     app.register_blueprint(push.bp)
+    app.register_blueprint(privacy.bp)
+    app.register_blueprint(friends.bp)
+    app.register_blueprint(support.bp)
     manage.init_app(app)
     security.apply_rate_limits(app)
     tills_api.init_app(app)  # after the limiter exists: limited per till key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from instore import hookimpl
+from instore.member_data import MemberTable
 from instore.migrations import Migration
 
 PRESENCE_MIGRATIONS: list[Migration] = [
@@ -164,3 +165,14 @@ PRESENCE_MIGRATIONS: list[Migration] = [
 def instore_migrations() -> list[Migration]:
     """The presence package's schema steps."""
     return PRESENCE_MIGRATIONS
+
+
+@hookimpl
+def member_data_tables() -> list[MemberTable]:
+    """Presence history: a member's sightings, live state, demo walks and open zone visits."""
+    return [
+        MemberTable("sightings", "device = :device"),
+        MemberTable("presence_state", "member_id = :member_id OR device = :device"),
+        MemberTable("sim_walks", "member_id = :member_id"),
+        MemberTable("zone_dwell_open", "device = :device"),
+    ]
