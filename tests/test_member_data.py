@@ -26,8 +26,8 @@ from instore.config import Config
 from instore.member_data import MemberTable
 from instore.plugins import pm
 from offers import notifications, tills
-from offers.model import save_offer, validate_offer
 from tests.conftest import PASSWORD, AuthActions
+from tests.test_offers_decide import make_offer as make_live_offer
 
 ANA_MAC = "02:aa:00:00:00:03"
 ANA_NAME = "Anastasia Erasewell"  # unique, so any copy of it left behind is found
@@ -65,19 +65,10 @@ def table_columns(db: sqlite_utils.Database) -> dict[str, list[str]]:
 
 
 def make_offer(db: sqlite_utils.Database) -> int:
-    data = {
-        "name": "Spring runners",
-        "status": "live",
-        "title": "25% off trail shoes",
-        "benefit_kind": "percent_off",
-        "benefit_value": 25,
-        "product": "TR-200 trail shoe",
-        "base_price_cents": 8000,
-        "valid_from": "2025-03-01T08:00:00Z",
-        "valid_to": "2025-04-01T08:00:00Z",
-        "trigger_kind": "zone_enter",
-    }
-    return save_offer(db, validate_offer(data))
+    """A saved live offer (the decision tests' own), for rows that must name an offer."""
+    offer = make_live_offer(db, zones=[])
+    assert offer.id is not None
+    return offer.id
 
 
 # (table, a function picking the planted row out of an export's rows) for every exported table.
