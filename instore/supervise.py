@@ -11,6 +11,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Sequence
+from types import FrameType
 
 log = logging.getLogger(__name__)
 
@@ -18,8 +19,26 @@ POLL_SECONDS = 0.2  # how quickly a dead child is noticed
 STOP_TIMEOUT_SECONDS = 15.0  # gunicorn's graceful timeout is 10 s
 
 
+# Besides Ctrl-C: `kill`, a closed terminal. Without a handler Python dies at once on these and
+# the children are left running, holding the demo's port.
+STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def run_children(commands: dict[str, Sequence[str]]) -> int:
-    """Start every command; return the exit status of the first to end (0 on Ctrl-C)."""
+    """Start every command; return the exit status of the first to end (0 on Ctrl-C or kill)."""
+    previous = {sig: signal.signal(sig, _interrupt) for sig in STOP_SIGNALS}
+    try:
+        return _supervise(commands)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _supervise(commands: dict[str, Sequence[str]]) -> int:
     children = {name: subprocess.Popen(list(command)) for name, command in commands.items()}
     status = 0
     try:
