@@ -13,6 +13,7 @@ skipped without it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -179,3 +180,19 @@ def shot(page: Page, name: str) -> None:
     saw."""
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+
+
+def wait_until_true(
+    page: Page, expression: str, arg: Any = None, timeout_ms: int = TIMEOUT_MS
+) -> None:
+    """Poll ``expression`` (with ``arg``) from Python until it is truthy.
+
+    Not ``page.wait_for_function``: when it has to poll, Playwright compiles the predicate with
+    ``new Function`` inside the page, which our CSP (no 'unsafe-eval') refuses, so such a wait
+    fails only when the page is slow. ``page.evaluate`` runs through the DevTools protocol.
+    """
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not page.evaluate(expression, arg):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout_ms} ms: {expression}")
+        time.sleep(0.05)

@@ -28,6 +28,7 @@ from tests.browser import (
     phone_page_fixture,
     portal_fixture,
     shot,
+    wait_until_true,
 )
 from tests.feed_helpers import DEADLINE_SECONDS, friend_note, offer
 from tests.live_portal import LivePortal
@@ -107,7 +108,7 @@ def test_new_notifications_appear_live(
     expect(item.locator("code")).to_have_text(code)
     qr = item.locator("img.qr")
     expect(qr).to_have_attribute("alt", f"QR code for {code}")
-    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=qr.element_handle())
+    wait_until_true(page, "img => img.complete && img.naturalWidth > 0", qr.element_handle())
     expect(item.locator(".expires")).to_contain_text("Valid until")
 
     # On screen while the page is visible: store.js records the open.

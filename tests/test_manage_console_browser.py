@@ -11,6 +11,7 @@ the way ``presence/track.py`` does — because this machine has no radios. A sho
 
 from __future__ import annotations
 
+import re
 import time
 from typing import TYPE_CHECKING
 
@@ -127,7 +128,9 @@ def test_manager_draws_a_zone_makes_an_offer_and_sees_it_sent_live(
     assert offer is not None and offer[0] == "live" and offer[1] == f"[{zid}]"
 
     page.goto(f"{portal.url}/manage/live")
-    page.wait_for_function("document.getElementById('live-status').textContent.startsWith('Live')")
+    # A locator, not wait_for_function: a string expression is evaluated with eval, which the
+    # page's CSP refuses once Playwright has to poll for it.
+    page.locator("#live-status", has_text=re.compile(r"^Live")).wait_for()
     started = time.monotonic()
     shopper_enters(db, ana, "Shoes", zid)
     count = page.locator(f"[data-zone-count='{zid}']")

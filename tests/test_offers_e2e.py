@@ -40,6 +40,7 @@ from tests.browser import (
     phone_page_fixture,
     portal_fixture,
     shot,
+    wait_until_true,
 )
 from tests.feed_helpers import DEADLINE_SECONDS, SseMessage, StreamReader
 from tests.live_portal import LivePortal
@@ -290,7 +291,7 @@ def test_zone_entry_shows_the_offer_on_the_store_page(
     )
     qr = item.locator("img.qr")
     expect(qr).to_have_attribute("alt", f"QR code for {code}")
-    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=qr.element_handle())
+    wait_until_true(page, "img => img.complete && img.naturalWidth > 0", qr.element_handle())
     shot(page, "offers-e2e-store")
     assert not problems, problems
 
