@@ -37,8 +37,29 @@ DELIVERY_STATUSES: tuple[str, ...] = ("sent", "failed", "gone")
 
 _OUTCOMES_SQL = ", ".join(f"'{outcome}'" for outcome in DECISION_OUTCOMES)
 _ALL_OUTCOMES_SQL = ", ".join(f"'{o}'" for o in DECISION_OUTCOMES + FRIEND_OUTCOMES)
-_KINDS_V3_SQL = ", ".join(f"'{kind}'" for kind in NOTIFICATION_KINDS_V3)
-_KINDS_SQL = ", ".join(f"'{kind}'" for kind in NOTIFICATION_KINDS)
+
+
+def _notifications_table(name: str, kinds: tuple[str, ...]) -> str:
+    """The notifications table as v3 made it, allowing ``kinds``; v5 rebuilds it with more."""
+    allowed = ", ".join(f"'{kind}'" for kind in kinds)
+    return f"""CREATE TABLE {name} (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                ts TEXT NOT NULL,
+                member_id INTEGER NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+                kind TEXT NOT NULL CHECK (kind IN ({allowed})),
+                decision_id INTEGER UNIQUE REFERENCES decisions(id) ON DELETE SET NULL,
+                offer_id INTEGER REFERENCES offers(id) ON DELETE SET NULL,
+                variant TEXT,
+                title TEXT NOT NULL,
+                body TEXT NOT NULL DEFAULT '',
+                data TEXT NOT NULL DEFAULT '{{}}',
+                price_cents INTEGER,
+                code TEXT UNIQUE,
+                expires_at TEXT,
+                opened_at TEXT
+            )"""
+
+
 _STATUSES_SQL = ", ".join(f"'{status}'" for status in DELIVERY_STATUSES)
 
 OFFERS_MIGRATIONS: list[Migration] = [
@@ -153,22 +174,7 @@ OFFERS_MIGRATIONS: list[Migration] = [
             # What a member's phone shows. AUTOINCREMENT: the id is the SSE event id a phone
             # resumes from (Last-Event-ID), so an id must never be reused after an erasure.
             # title/body are rendered once, in the member's language, when the decision is made.
-            f"""CREATE TABLE notifications (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                ts TEXT NOT NULL,
-                member_id INTEGER NOT NULL REFERENCES members(id) ON DELETE CASCADE,
-                kind TEXT NOT NULL CHECK (kind IN ({_KINDS_V3_SQL})),
-                decision_id INTEGER UNIQUE REFERENCES decisions(id) ON DELETE SET NULL,
-                offer_id INTEGER REFERENCES offers(id) ON DELETE SET NULL,
-                variant TEXT,
-                title TEXT NOT NULL,
-                body TEXT NOT NULL DEFAULT '',
-                data TEXT NOT NULL DEFAULT '{{}}',
-                price_cents INTEGER,
-                code TEXT UNIQUE,
-                expires_at TEXT,
-                opened_at TEXT
-            )""",
+            _notifications_table("notifications", NOTIFICATION_KINDS_V3),
             "CREATE INDEX notifications_member ON notifications(member_id, id)",
             # One row per channel attempt, so a worker restart does not push twice and a manager
             # can see what reached a phone.
@@ -289,22 +295,7 @@ OFFERS_MIGRATIONS: list[Migration] = [
             "CREATE TEMP TABLE v5_deliveries AS SELECT * FROM deliveries",
             """CREATE TEMP TABLE v5_redemption_links AS
                SELECT id, notification_id FROM redemptions WHERE notification_id IS NOT NULL""",
-            f"""CREATE TABLE notifications_v5 (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                ts TEXT NOT NULL,
-                member_id INTEGER NOT NULL REFERENCES members(id) ON DELETE CASCADE,
-                kind TEXT NOT NULL CHECK (kind IN ({_KINDS_SQL})),
-                decision_id INTEGER UNIQUE REFERENCES decisions(id) ON DELETE SET NULL,
-                offer_id INTEGER REFERENCES offers(id) ON DELETE SET NULL,
-                variant TEXT,
-                title TEXT NOT NULL,
-                body TEXT NOT NULL DEFAULT '',
-                data TEXT NOT NULL DEFAULT '{{}}',
-                price_cents INTEGER,
-                code TEXT UNIQUE,
-                expires_at TEXT,
-                opened_at TEXT
-            )""",
+            _notifications_table("notifications_v5", NOTIFICATION_KINDS),
             """INSERT INTO notifications_v5 (id, ts, member_id, kind, decision_id, offer_id,
                                             variant, title, body, data, price_cents, code,
                                             expires_at, opened_at)
