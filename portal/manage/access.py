@@ -8,7 +8,7 @@ is sent to the console's sign-in with the page they wanted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
@@ -17,7 +17,6 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from instore import audit, members
-from instore.db import atomic
 from instore.staff import CONSOLE_ROLES, ROLE_RANK
 from portal.database import get_db
 
@@ -25,7 +24,6 @@ __all__ = [
     "CONSOLE_ROLES",
     "ROLE_RANK",
     "actor",
-    "audited",
     "has_role",
     "record",
     "require_role",
@@ -101,15 +99,6 @@ def record(
     """Log a change by the current console user; call inside the change's transaction."""
     who = actor()
     return audit.record(get_db(), who.id, who.display_name, action, target, before, after)
-
-
-def audited(action: str, target: str, change: Callable[[], Any], **states: Any) -> Any:
-    """Run ``change`` and its audit entry in one transaction (or savepoint); returns its result."""
-    db = get_db()
-    with atomic(db, "audited"):
-        result = change()
-        record(action, target, states.get("before"), states.get("after"))
-    return result
 
 
 # The console's menu: (endpoint, label, lowest role). Entries whose blueprint is not registered

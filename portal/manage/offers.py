@@ -234,8 +234,11 @@ def _submitted(offer_id: int | None, before: Offer | None) -> Any:
     return redirect(url_for(".index"))
 
 
-def _save(offer: Offer, before: Offer | None) -> int:
-    """Store the offer and its audit entry (before and after) in one transaction."""
+def _save(offer: Offer, before: Offer | None, action: str | None = None) -> int:
+    """Store the offer and its audit entry (before and after) in one transaction.
+
+    ``action`` names the change in the log; by default "offer.create" or "offer.update".
+    """
     db = get_db()
     names = zone_names(db)
     with atomic(db, "offer_save"):
@@ -243,7 +246,7 @@ def _save(offer: Offer, before: Offer | None) -> int:
         saved = get_offer(db, offer_id)
         assert saved is not None
         record(
-            "offer.update" if before else "offer.create",
+            action or ("offer.update" if before else "offer.create"),
             f"offer:{offer_id}",
             None if before is None else offer_to_dict(before, names),
             offer_to_dict(saved, names),
@@ -259,18 +262,7 @@ def change_status(offer_id: int) -> Any:
     if status not in STATUSES:
         abort(400)
     if status != offer.status:
-        db = get_db()
-        names = zone_names(db)
-        with atomic(db, "offer_status"):
-            save_offer(db, replace(offer, status=status))
-            after = get_offer(db, offer_id)
-            assert after is not None
-            record(
-                "offer.status",
-                f"offer:{offer_id}",
-                offer_to_dict(offer, names),
-                offer_to_dict(after, names),
-            )
+        _save(replace(offer, status=status), offer, "offer.status")
     word = status_words().get(status, status)
     flash(_("Offer “%(name)s” is now %(status)s.", name=offer.name, status=word))
     return redirect(url_for(".index"))
