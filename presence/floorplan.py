@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import sqlite_utils
@@ -111,10 +111,13 @@ def get_plan_image(db: sqlite_utils.Database) -> PlanImage | None:
     return PlanImage(*row) if row else None
 
 
-def get_plan_image_bytes(db: sqlite_utils.Database) -> tuple[str, bytes] | None:
-    """(mime, bytes) of the uploaded picture, for serving it."""
-    row = db.conn.execute("SELECT mime, image FROM floorplan WHERE id = 1").fetchone()
-    return (row[0], bytes(row[1])) if row else None
+def get_plan_image_bytes(db: sqlite_utils.Database) -> tuple[PlanImage, bytes] | None:
+    """The uploaded picture and its bytes, read together, for serving it."""
+    row = db.conn.execute(
+        "SELECT mime, width_px, height_px, metres_per_px, sha256, uploaded_at, image"
+        " FROM floorplan WHERE id = 1"
+    ).fetchone()
+    return (PlanImage(*row[:6]), bytes(row[6])) if row else None
 
 
 def plan_view(db: sqlite_utils.Database) -> PlanView:
@@ -234,12 +237,11 @@ def set_scale(db: sqlite_utils.Database, metres_per_px: float) -> PlanImage:
     """Change the picture's scale; zones and sensors stay in metres, so the picture moves."""
     validate_scale(metres_per_px)
     with transaction(db):
-        if get_plan_image(db) is None:
+        image = get_plan_image(db)
+        if image is None:
             raise InvalidScale("Upload a floor plan picture before setting its scale.")
         db.conn.execute("UPDATE floorplan SET metres_per_px = ? WHERE id = 1", (metres_per_px,))
-        image = get_plan_image(db)
-    assert image is not None
-    return image
+    return replace(image, metres_per_px=metres_per_px)
 
 
 # -- sensor health -----------------------------------------------------------------------------

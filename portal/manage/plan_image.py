@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 
 from portal.database import get_db
 from portal.manage.access import require_role
-from presence.floorplan import get_plan_image, get_plan_image_bytes
+from presence.floorplan import get_plan_image_bytes
 from presence.floorplan_image import SVG
 
 bp = Blueprint("manage_plan_image", __name__)
@@ -28,12 +28,11 @@ SVG_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 @bp.get("/manage/plan-image")
 def image() -> Response:
-    db = get_db()
-    meta = get_plan_image(db)
-    stored = get_plan_image_bytes(db)
-    if meta is None or stored is None:
+    stored = get_plan_image_bytes(get_db())
+    if stored is None:
         abort(404)
-    mime, data = stored
+    meta, data = stored
+    mime = meta.mime
     response = Response(data, mimetype=mime)
     response.set_etag(meta.sha256)
     versioned = request.args.get("v", "")
