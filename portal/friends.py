@@ -159,17 +159,27 @@ def index() -> tuple[str, int]:
     return _render()
 
 
+def _named_member(form: MemberIdentifierForm, member_id: int) -> members.Member | None:
+    """The member the form names, or None: no such account (which the answer must not reveal),
+    or the form has errors to show again (``form.errors``: bad input, or they named themselves).
+    """
+    if not form.validate_on_submit():
+        return None
+    other = members.find_by_identifier(get_db(), form.identifier.data or "")
+    if other is not None and other.id == member_id:
+        form.identifier.errors = [_("That is your own account.")]
+        return None
+    return other
+
+
 @bp.route("/ask", methods=["POST"])
 @login_required
 def ask() -> Response | tuple[str, int]:
     """Send a request by email or loyalty number; the answer never says who exists."""
     form = MemberIdentifierForm(prefix="ask")
-    if not form.validate_on_submit():
-        return _render(request_form=form, status=400)
     member_id = _me()
-    other = members.find_by_identifier(get_db(), form.identifier.data or "")
-    if other is not None and other.id == member_id:
-        form.identifier.errors = [_("That is your own account.")]
+    other = _named_member(form, member_id)
+    if form.errors:
         return _render(request_form=form, status=400)
     if other is not None:
         if member_id in friends.blockers_between(get_db(), member_id, other.id):
@@ -187,12 +197,9 @@ def ask() -> Response | tuple[str, int]:
 def block_by_identifier() -> Response | tuple[str, int]:
     """Block someone by email or loyalty number, whether or not they ever asked."""
     form = MemberIdentifierForm(prefix="block")
-    if not form.validate_on_submit():
-        return _render(block_form=form, status=400)
     member_id = _me()
-    other = members.find_by_identifier(get_db(), form.identifier.data or "")
-    if other is not None and other.id == member_id:
-        form.identifier.errors = [_("That is your own account.")]
+    other = _named_member(form, member_id)
+    if form.errors:
         return _render(block_form=form, status=400)
     if other is not None:
         _block(member_id, other.id)
