@@ -7,6 +7,7 @@ the community pages that edit them; the pages extend this schema with their own 
 
 from __future__ import annotations
 
+from community.schema_social import SOCIAL_MIGRATION
 from instore import hookimpl
 from instore.member_data import MemberTable
 from instore.migrations import Migration
@@ -105,7 +106,11 @@ COMMUNITY_MIGRATIONS: list[Migration] = [
             )""",
         ),
     ),
+    SOCIAL_MIGRATION,
 ]
+
+# What a member wrote in public, when they chose on erasure to leave it as "deleted member".
+_KEEP_AS_DELETED_MEMBER = "author_id = NULL"
 
 
 @hookimpl
@@ -139,5 +144,46 @@ def member_data_tables() -> list[MemberTable]:
             "assignee_id = :member_id",
             anonymise="assignee_id = NULL",
             export=False,
+        ),
+        # Profile (and its picture), boards with their items' photos, reactions, votes.
+        MemberTable("member_profiles", "member_id = :member_id", file_column="avatar_path"),
+        MemberTable(
+            "board_items",
+            "board_id IN (SELECT id FROM boards WHERE owner_id = :member_id)",
+            file_column="photo_path",
+        ),
+        MemberTable("boards", "owner_id = :member_id"),
+        MemberTable("board_reactions", "member_id = :member_id"),
+        MemberTable("poll_votes", "member_id = :member_id"),
+        # What they wrote where others read it: erased, or kept unsigned if they chose so.
+        MemberTable("board_comments", "author_id = :member_id", keepable=_KEEP_AS_DELETED_MEMBER),
+        MemberTable("product_reviews", "author_id = :member_id", keepable=_KEEP_AS_DELETED_MEMBER),
+        MemberTable("suggestions", "author_id = :member_id", keepable=_KEEP_AS_DELETED_MEMBER),
+        # Staff work stays for the store, without saying who did it.
+        MemberTable("polls", "created_by = :member_id", anonymise="created_by = NULL"),
+        MemberTable("staff_answers", "staff_id = :member_id", anonymise="staff_id = NULL"),
+        MemberTable(
+            "watched_words",
+            "created_by = :member_id",
+            anonymise="created_by = NULL",
+            export=False,
+        ),
+        # Flags they raised; flags on their profile go with it.
+        MemberTable("flags", "flagger_id = :member_id"),
+        MemberTable("flags", "item_kind = 'profile' AND item_id = :member_id", export=False),
+        # Moderation decisions about them are the store's records: shown to them, kept unnamed.
+        MemberTable("moderation_actions", "member_id = :member_id", anonymise="member_id = NULL"),
+        MemberTable(
+            "moderation_actions",
+            "moderator_id = :member_id",
+            anonymise="moderator_id = NULL",
+            export=False,
+        ),
+        MemberTable("member_sanctions", "member_id = :member_id"),
+        # A ban outlives the account: its email and loyalty number still refuse a new sign-up.
+        MemberTable("bans", "member_id = :member_id", anonymise="member_id = NULL"),
+        MemberTable("appeals", "member_id = :member_id"),
+        MemberTable(
+            "appeals", "decided_by = :member_id", anonymise="decided_by = NULL", export=False
         ),
     ]

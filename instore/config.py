@@ -140,6 +140,16 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "community": {
         # The support inbox shows threads whose member has waited longer than this first.
         "support_target_minutes": 60,
+        # This many members' flags hide an item until a moderator decides (Discourse hides at 3).
+        "flags_to_hide": 3,
+        # The machine score (percent, alt-profanity-check) at which text goes to review before it
+        # shows. Review, not refusal: the model is wrong often enough that a person decides.
+        "machine_hold_percent": 80,
+        # Members younger than this many days post at most new_member_posts_per_minute and may
+        # not post links (the usual shape of spam accounts).
+        "new_member_days": 3,
+        "new_member_posts_per_minute": 3,
+        "new_member_links": 0,
     },
     "logging": {
         "level": "INFO",
@@ -300,8 +310,16 @@ def _validate(sections: dict[str, dict[str, Any]], where: str) -> None:
             f"{where}: store.currency: expected a three-letter ISO 4217 code like 'EUR', "
             f"got {currency!r}"
         )
-    if sections["community"]["support_target_minutes"] < 1:
+    community = sections["community"]
+    if community["support_target_minutes"] < 1:
         raise ConfigError(f"{where}: community.support_target_minutes: must be at least 1")
+    if community["flags_to_hide"] < 1:
+        raise ConfigError(f"{where}: community.flags_to_hide: must be at least 1")
+    if not 0 < community["machine_hold_percent"] <= 100:
+        raise ConfigError(f"{where}: community.machine_hold_percent: must be 1 to 100")
+    for key in ("new_member_days", "new_member_posts_per_minute", "new_member_links"):
+        if community[key] < 0:
+            raise ConfigError(f"{where}: community.{key}: must be 0 or more")
     bind = sections["portal"]["bind"]
     host, _, port = bind.rpartition(":")
     if not host or not port.isdigit():

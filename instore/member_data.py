@@ -61,6 +61,9 @@ class MemberTable:
     (a note sent to a friend about this member, who blocked this member). ``hidden`` columns
     are exported as ``HIDDEN``. ``file_column`` names a path, relative to the uploads
     directory, of a file that is part of the row: zipped in the download, removed on erasure.
+    ``keepable`` is a SET clause for what the member wrote in public (comments, reviews,
+    suggestions): run instead of deleting the rows when they chose to leave their words as
+    "deleted member".
     """
 
     table: str
@@ -69,6 +72,7 @@ class MemberTable:
     export: bool = True
     hidden: tuple[str, ...] = ()
     file_column: str | None = None
+    keepable: str | None = None
 
 
 @dataclass
@@ -197,7 +201,11 @@ def export_zip(db: sqlite_utils.Database, member: members.Member, uploads_dir: P
 
 
 def erase_member(
-    db: sqlite_utils.Database, member: members.Member, uploads_dir: Path | None = None
+    db: sqlite_utils.Database,
+    member: members.Member,
+    uploads_dir: Path | None = None,
+    *,
+    keep_posts: bool = False,
 ) -> ErasureReport:
     """Erase or anonymise everything about the member, in one transaction, then their files.
 
@@ -205,7 +213,8 @@ def erase_member(
     the ``session.revoked`` events the gatekeeper follows), then every declared table is handled,
     then the members row goes; its foreign keys' ON DELETE actions are the backstop for anything
     left. The caller nudges the gatekeeper afterwards. Uploaded files are removed only after the
-    commit, so a rollback never leaves rows pointing at deleted files.
+    commit, so a rollback never leaves rows pointing at deleted files. ``keep_posts``: the
+    member chose to leave what they wrote in public, signed "deleted member".
     """
     if db.conn.execute("PRAGMA foreign_keys").fetchone()[0] != 1:
         raise ErasureError("foreign keys are off on this connection; open it with instore.db")
@@ -220,11 +229,13 @@ def erase_member(
             if sessions.revoke_session(db, session_id, REVOKE_REASON):
                 report.sessions_revoked.append(session_id)
         for declared in declared_tables():
-            if declared.anonymise is None:
+            anonymise = declared.keepable if keep_posts else None
+            anonymise = anonymise or declared.anonymise
+            if anonymise is None:
                 sql = f"DELETE FROM {declared.table} WHERE {declared.where}"  # noqa: S608
                 counts = report.deleted
             else:
-                sql = f"UPDATE {declared.table} SET {declared.anonymise} WHERE {declared.where}"  # noqa: S608
+                sql = f"UPDATE {declared.table} SET {anonymise} WHERE {declared.where}"  # noqa: S608
                 counts = report.anonymised
             changed = db.conn.execute(sql, params).rowcount
             counts[declared.table] = counts.get(declared.table, 0) + changed

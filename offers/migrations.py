@@ -26,9 +26,12 @@ DECISION_OUTCOMES: tuple[str, ...] = (
 
 # Friend-in-store notes share the decision log; these are the refusals only a friend note has.
 FRIEND_OUTCOMES: tuple[str, ...] = ("not_visible", "ghost_mode", "blocked")
-# What a notification is about: an offer, a friend who came into the store, or a staff answer
-# in the member's support thread.
-NOTIFICATION_KINDS: tuple[str, ...] = ("offer", "friend", "support")
+# What a notification is about: an offer, a friend who came into the store, a staff answer in
+# the member's support thread, or community news (a friend request, a comment on their board, a
+# reply, a staff answer to their review or suggestion; ``data`` says which and links to it).
+NOTIFICATION_KINDS: tuple[str, ...] = ("offer", "friend", "support", "community")
+# The kinds version 5 allowed.
+NOTIFICATION_KINDS_V5: tuple[str, ...] = ("offer", "friend", "support")
 # The kinds before version 5: version 3 created the table with exactly these.
 NOTIFICATION_KINDS_V3: tuple[str, ...] = ("offer", "friend")
 # How one channel's attempt at one notification ended; "gone" is a subscription the push service
@@ -58,6 +61,51 @@ def _notifications_table(name: str, kinds: tuple[str, ...]) -> str:
                 expires_at TEXT,
                 opened_at TEXT
             )"""
+
+
+def _rebuild_notifications(version: int, kinds: tuple[str, ...]) -> tuple[str, ...]:
+    """Statements that rebuild notifications allowing ``kinds``, keeping every row and link.
+
+    SQLite cannot alter a CHECK: rebuild notifications with the wider kind list, as v3 rebuilt
+    decisions. Ids are copied as they are (they are SSE event ids phones resume from). Other
+    tables point here: with foreign keys on (they cannot be turned off inside the migration's
+    transaction) dropping the old table deletes its rows first, which would cascade to
+    deliveries and unlink redemptions. So both are kept aside in temp tables and put back once
+    the new table has the same ids.
+    """
+    new = f"notifications_v{version}"
+    kept_deliveries = f"v{version}_deliveries"
+    kept_links = f"v{version}_redemption_links"
+    return (
+        f"CREATE TEMP TABLE {kept_deliveries} AS SELECT * FROM deliveries",
+        f"""CREATE TEMP TABLE {kept_links} AS
+           SELECT id, notification_id FROM redemptions WHERE notification_id IS NOT NULL""",
+        _notifications_table(new, kinds),
+        f"""INSERT INTO {new} (id, ts, member_id, kind, decision_id, offer_id,
+                                  variant, title, body, data, price_cents, code,
+                                  expires_at, opened_at)
+           SELECT id, ts, member_id, kind, decision_id, offer_id, variant, title, body, data,
+                  price_cents, code, expires_at, opened_at
+           FROM notifications""",
+        # AUTOINCREMENT's counter carries over: the copy alone would only raise it to the
+        # highest id still there, and an id erased since must never be handed out again.
+        f"DELETE FROM sqlite_sequence WHERE name = '{new}'",
+        f"""INSERT INTO sqlite_sequence (name, seq)
+           SELECT '{new}', seq FROM sqlite_sequence WHERE name = 'notifications'""",
+        "DROP TABLE notifications",
+        f"ALTER TABLE {new} RENAME TO notifications",
+        "CREATE INDEX notifications_member ON notifications(member_id, id)",
+        "CREATE INDEX notifications_kind_ts ON notifications(kind, ts)",
+        f"""INSERT INTO deliveries (id, notification_id, channel, target, ts, status, detail)
+           SELECT id, notification_id, channel, target, ts, status, detail
+           FROM temp.{kept_deliveries}""",
+        f"""UPDATE redemptions SET notification_id = (
+               SELECT link.notification_id FROM temp.{kept_links} AS link
+               WHERE link.id = redemptions.id)
+           WHERE id IN (SELECT id FROM temp.{kept_links})""",
+        f"DROP TABLE temp.{kept_deliveries}",
+        f"DROP TABLE temp.{kept_links}",
+    )
 
 
 _STATUSES_SQL = ", ".join(f"'{status}'" for status in DELIVERY_STATUSES)
@@ -285,42 +333,13 @@ OFFERS_MIGRATIONS: list[Migration] = [
         "offers",
         5,
         "notifications may also be a staff answer in a support thread",
-        (
-            # SQLite cannot alter a CHECK: rebuild notifications with the wider kind list, as v3
-            # rebuilt decisions. Ids are copied as they are (they are SSE event ids phones resume
-            # from). Unlike v3, other tables point here: with foreign keys on (they cannot be
-            # turned off inside the migration's transaction) dropping the old table deletes
-            # its rows first, which would cascade to deliveries and unlink redemptions. So both
-            # are kept aside in temp tables and put back once the new table has the same ids.
-            "CREATE TEMP TABLE v5_deliveries AS SELECT * FROM deliveries",
-            """CREATE TEMP TABLE v5_redemption_links AS
-               SELECT id, notification_id FROM redemptions WHERE notification_id IS NOT NULL""",
-            _notifications_table("notifications_v5", NOTIFICATION_KINDS),
-            """INSERT INTO notifications_v5 (id, ts, member_id, kind, decision_id, offer_id,
-                                            variant, title, body, data, price_cents, code,
-                                            expires_at, opened_at)
-               SELECT id, ts, member_id, kind, decision_id, offer_id, variant, title, body, data,
-                      price_cents, code, expires_at, opened_at
-               FROM notifications""",
-            # AUTOINCREMENT's counter carries over: the copy alone would only raise it to the
-            # highest id still there, and an id erased since must never be handed out again.
-            "DELETE FROM sqlite_sequence WHERE name = 'notifications_v5'",
-            """INSERT INTO sqlite_sequence (name, seq)
-               SELECT 'notifications_v5', seq FROM sqlite_sequence WHERE name = 'notifications'""",
-            "DROP TABLE notifications",
-            "ALTER TABLE notifications_v5 RENAME TO notifications",
-            "CREATE INDEX notifications_member ON notifications(member_id, id)",
-            "CREATE INDEX notifications_kind_ts ON notifications(kind, ts)",
-            """INSERT INTO deliveries (id, notification_id, channel, target, ts, status, detail)
-               SELECT id, notification_id, channel, target, ts, status, detail
-               FROM temp.v5_deliveries""",
-            """UPDATE redemptions SET notification_id = (
-                   SELECT link.notification_id FROM temp.v5_redemption_links AS link
-                   WHERE link.id = redemptions.id)
-               WHERE id IN (SELECT id FROM temp.v5_redemption_links)""",
-            "DROP TABLE temp.v5_deliveries",
-            "DROP TABLE temp.v5_redemption_links",
-        ),
+        _rebuild_notifications(5, NOTIFICATION_KINDS_V5),
+    ),
+    Migration(
+        "offers",
+        6,
+        "notifications may also be community news: friend requests, comments, replies, answers",
+        _rebuild_notifications(6, NOTIFICATION_KINDS),
     ),
 ]
 

@@ -59,6 +59,7 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
         account,
         api,
         auth,
+        community_pages,
         demo_walk,
         feed,
         friends,
@@ -84,6 +85,7 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
     app.register_blueprint(privacy.bp)
     app.register_blueprint(friends.bp)
     app.register_blueprint(support.bp)
+    community_pages.init_app(app)
     manage.init_app(app)
     security.apply_rate_limits(app)
     tills_api.init_app(app)  # after the limiter exists: limited per till key

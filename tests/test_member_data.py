@@ -45,6 +45,12 @@ MEMBER_COLUMN_NAMES = frozenset(
         "blocked_id",
         "author_id",
         "assignee_id",
+        "owner_id",
+        "flagger_id",
+        "moderator_id",
+        "staff_id",
+        "created_by",
+        "decided_by",
         "device",
     }
 )
@@ -198,6 +204,104 @@ def plant(db: sqlite_utils.Database) -> tuple[members.Member, members.Member, Pl
         " VALUES (?, ?, 0, 'Asked by Ana', 't'), (?, ?, 1, 'Aisle 3', 't')",
         [thread, ana.id, thread, ben.id],
     )
+    # Profile, a board with an item, a comment and a reaction, feedback, moderation.
+    ex(
+        "INSERT INTO member_profiles (member_id, bio, avatar_path, updated_at)"
+        " VALUES (?, 'Runs daily', NULL, 't')",
+        [ana.id],
+    )
+    product = ex(
+        "INSERT INTO products (sku, name, category, updated_at) VALUES ('S1', 'Socks', 'run', 't')"
+    ).lastrowid
+    board = ex(
+        "INSERT INTO boards (owner_id, title, created_at, updated_at) VALUES (?, 'Race', 't', 't')",
+        [ana.id],
+    ).lastrowid
+    ex(
+        "INSERT INTO board_items (board_id, product_id, note, created_at) VALUES (?, ?, 'n1', 't')",
+        [board, product],
+    )
+    ex(
+        "INSERT INTO board_comments (board_id, author_id, body, created_at)"
+        " VALUES (?, ?, 'Nice race kit', 't')",
+        [board, ana.id],
+    )
+    ex(
+        "INSERT INTO board_reactions (board_id, member_id, reaction, created_at)"
+        " VALUES (?, ?, 'love', 't')",
+        [board, ana.id],
+    )
+    ex(
+        "INSERT INTO product_reviews (product_id, author_id, rating, body, created_at)"
+        " VALUES (?, ?, 4, 'Warm socks', 't')",
+        [product, ana.id],
+    )
+    poll = ex(
+        "INSERT INTO polls (question, created_by, created_at) VALUES ('Which colour?', ?, 't')",
+        [ana.id],
+    ).lastrowid
+    option = ex("INSERT INTO poll_options (poll_id, label) VALUES (?, 'Red')", [poll]).lastrowid
+    ex(
+        "INSERT INTO poll_votes (poll_id, option_id, member_id, created_at) VALUES (?, ?, ?, 't')",
+        [poll, option, ana.id],
+    )
+    ex(
+        "INSERT INTO suggestions (author_id, body, created_at) VALUES (?, 'Open at 8', 't')",
+        [ana.id],
+    )
+    ex(
+        "INSERT INTO staff_answers (item_kind, item_id, staff_id, body, created_at)"
+        " VALUES ('suggestion', 1, ?, 'We will', 't')",
+        [ana.id],
+    )
+    ex(
+        "INSERT INTO watched_words (word, action, created_by, created_at)"
+        " VALUES ('spamword', 'block', ?, 't')",
+        [ana.id],
+    )
+    ex(
+        "INSERT INTO flags (item_kind, item_id, flagger_id, reason, created_at)"
+        " VALUES ('board', 99, ?, 'spam', 'flagged-t')",
+        [ana.id],
+    )
+    ex(
+        "INSERT INTO flags (item_kind, item_id, flagger_id, reason, created_at)"
+        " VALUES ('profile', ?, ?, 'spam', 't')",
+        [ana.id, ben.id],
+    )
+    action = ex(
+        "INSERT INTO moderation_actions (ts, moderator_id, action, member_id, reason)"
+        " VALUES ('t', ?, 'warn', ?, 'rude')",
+        [ben.id, ana.id],
+    ).lastrowid
+    ex(
+        "INSERT INTO moderation_actions (ts, moderator_id, action, member_id, reason)"
+        " VALUES ('t', ?, 'warn', ?, 'by ana')",
+        [ana.id, dan.id],
+    )
+    ex(
+        "INSERT INTO member_sanctions (member_id, kind, reason, starts_at)"
+        " VALUES (?, 'warning', 'rude', 't')",
+        [ana.id],
+    )
+    ex(
+        "INSERT INTO bans (member_id, email, reason, created_at) VALUES (?, 'x@y.z', 'r', 't')",
+        [ana.id],
+    )
+    ex(
+        "INSERT INTO appeals (action_id, member_id, body, created_at) VALUES (?, ?, 'sorry', 't')",
+        [action, ana.id],
+    )
+    dan_action = ex(
+        "INSERT INTO moderation_actions (ts, action, member_id, reason)"
+        " VALUES ('t', 'warn', ?, 'x')",
+        [dan.id],
+    ).lastrowid
+    ex(
+        "INSERT INTO appeals (action_id, member_id, body, created_at, decided_by)"
+        " VALUES (?, ?, 'dan appeal', 't', ?)",
+        [dan_action, dan.id, ana.id],
+    )
 
     exported: Planted = {
         "credentials": lambda r: r["password_hash"] == member_data.HIDDEN,
@@ -224,12 +328,30 @@ def plant(db: sqlite_utils.Database) -> tuple[members.Member, members.Member, Pl
         "member_interests": lambda r: r["interest"] == "running",
         "support_threads": lambda r: r["subject"] == "Where are the socks?",
         "support_messages": lambda r: r["body"] == "Asked by Ana",
+        "member_profiles": lambda r: r["bio"] == "Runs daily",
+        "board_items": lambda r: r["note"] == "n1",
+        "boards": lambda r: r["title"] == "Race",
+        "board_reactions": lambda r: r["reaction"] == "love",
+        "board_comments": lambda r: r["body"] == "Nice race kit",
+        "product_reviews": lambda r: r["body"] == "Warm socks",
+        "polls": lambda r: r["question"] == "Which colour?",
+        "poll_votes": lambda r: r["option_id"] == option,
+        "suggestions": lambda r: r["body"] == "Open at 8",
+        "staff_answers": lambda r: r["body"] == "We will",
+        "flags": lambda r: r["created_at"] == "flagged-t",
+        "moderation_actions": lambda r: r["reason"] == "rude",
+        "member_sanctions": lambda r: r["kind"] == "warning",
+        "bans": lambda r: r["email"] == "x@y.z",
+        "appeals": lambda r: r["body"] == "sorry",
     }
     others: Planted = {
         "decisions": lambda r: r["id"] == note,
         "notifications": lambda r: r["id"] == friend_note,
         "blocks": lambda r: r["blocker_id"] == cleo.id,
         "friend_visible_to": lambda r: r["member_id"] == ben.id,
+        "watched_words": lambda r: r["word"] == "spamword",
+        "moderation_actions": lambda r: r["reason"] == "by ana",
+        "appeals": lambda r: r["body"] == "dan appeal",
     }
     assert ben_note  # Ben's own notification, which must survive
     return ana, ben, exported, others
@@ -298,6 +420,7 @@ def test_export_has_every_planted_record_and_erasure_leaves_none(
         "credentials",
         "devices",
         "deliveries",
+        "board_items",  # found through its board
     }  # the search finds them
     report = member_data.erase_member(db, ana)
     assert report.sessions_revoked and report.deleted["sightings"] == 1
@@ -322,6 +445,24 @@ def test_export_has_every_planted_record_and_erasure_leaves_none(
     assert friends.sent_requests(db, ben.id) == [2]
     assert len(notifications.recent_notifications(db, ben.id)) == 1
     assert len(sessions.list_sessions(db)) == 1
+    # The ban outlives the account; the erased member's posts are gone (they did not keep them).
+    assert db.conn.execute("SELECT member_id, email FROM bans").fetchall() == [(None, "x@y.z")]
+    assert db.conn.execute("SELECT COUNT(*) FROM board_comments").fetchone()[0] == 0
+
+
+def test_erasure_can_leave_posts_as_deleted_member(db: sqlite_utils.Database) -> None:
+    """Chosen on erasure: comments, reviews and suggestions stay, signed by nobody."""
+    ana, *_ = plant(db)
+    member_data.erase_member(db, ana, keep_posts=True)
+    assert leftovers(db, ana) == []
+    kept = [
+        db.conn.execute(f"SELECT author_id, body FROM {table}").fetchall()  # noqa: S608
+        for table in ("product_reviews", "suggestions")
+    ]
+    assert kept == [[(None, "Warm socks")], [(None, "Open at 8")]]
+    # Her comment was on her own board, which (owned, not posted) went with the account.
+    assert db.conn.execute("SELECT COUNT(*) FROM boards").fetchone()[0] == 0
+    assert db.conn.execute("SELECT COUNT(*) FROM board_comments").fetchone()[0] == 0
 
 
 def test_erasure_is_one_transaction(db: sqlite_utils.Database) -> None:

@@ -213,7 +213,8 @@ def test_offers_v5_keeps_notifications_ids_deliveries_and_redemptions(tmp_path: 
 
     applied = upgrade(db)
 
-    assert [(a.package, a.version) for a in applied] == [("offers", 5)]
+    # v6 rebuilds the same way for community news; the rows and links survive both.
+    assert [(a.package, a.version) for a in applied] == [("offers", 5), ("offers", 6)]
     assert c.execute("SELECT id, kind, title FROM notifications ORDER BY id").fetchall() == [
         (1, "offer", "n1"),
         (2, "friend", "n2"),
@@ -224,6 +225,9 @@ def test_offers_v5_keeps_notifications_ids_deliveries_and_redemptions(tmp_path: 
         "INSERT INTO notifications (ts, member_id, kind, title) VALUES ('x', 1, 'support', 't')"
     )
     assert cursor.lastrowid == 4
+    c.execute(
+        "INSERT INTO notifications (ts, member_id, kind, title) VALUES ('x', 1, 'community', 't')"
+    )
     indexes = {row[1] for row in c.execute("PRAGMA index_list(notifications)")}
     assert {"notifications_member", "notifications_kind_ts"} <= indexes
     assert c.execute("PRAGMA foreign_key_check").fetchall() == []

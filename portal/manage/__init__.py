@@ -27,6 +27,9 @@ FEATURES: tuple[str, ...] = (
     "portal.manage.plan_image",
     "portal.manage.analytics",
     "portal.manage.support",
+    "portal.manage.moderation",
+    "portal.manage.feedback",
+    "portal.manage.catalogue",
 )
 
 

@@ -109,6 +109,22 @@
     }
   }
 
+  // Community news (a friend request, a comment, a reply, an answer): what, and a link to it.
+  function communityParts(note, item) {
+    item.appendChild(element("h3", "", note.title));
+    if (note.body) {
+      item.appendChild(element("p", "community-text", note.body));
+    }
+    // Only a path on this site: the server writes nothing else, and this keeps it so.
+    if (typeof note.link === "string" && /^\/(?![\/\\])/.test(note.link)) {
+      var paragraph = element("p");
+      var link = element("a", "", labels.labelOpen);
+      link.href = note.link;
+      paragraph.appendChild(link);
+      item.appendChild(paragraph);
+    }
+  }
+
   function friendText(note) {
     if (note.friend_name && note.zone) {
       return fill(labels.labelFriend, { name: note.friend_name, zone: note.zone });
@@ -117,7 +133,8 @@
   }
 
   function render(note) {
-    var kind = note.kind === "offer" || note.kind === "support" ? note.kind : "friend";
+    var known = ["offer", "support", "community"];
+    var kind = known.indexOf(note.kind) >= 0 ? note.kind : "friend";
     var item = element("li", "note " + kind + " new");
     item.id = "n-" + note.id;
     item.dataset.id = String(note.id);
@@ -126,6 +143,8 @@
       offerParts(note, item);
     } else if (note.kind === "support") {
       supportParts(note, item);
+    } else if (note.kind === "community") {
+      communityParts(note, item);
     } else {
       item.appendChild(element("p", "friend-text", friendText(note)));
     }

@@ -1,0 +1,7 @@
+"""Skeleton: filled in by its feature (issue 7)."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("community", __name__)
