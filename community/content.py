@@ -48,3 +48,15 @@ assert tuple(CONTENT_KINDS) == FLAGGABLE_KINDS, "every flaggable kind needs its 
 def content_kind(kind: str) -> ContentKind:
     """The kind's storage; KeyError for a kind that does not exist (a 404 to the caller)."""
     return CONTENT_KINDS[kind]
+
+
+def status_after_edit(current: str, screened: str) -> str:
+    """The status an item takes when its author edits it.
+
+    Held by the new text's screening → held. An item that was held, hidden by flags or
+    rejected goes back to the review queue (held) rather than showing again on the author's
+    word; a visible one stays visible.
+    """
+    if screened == HELD or current in (HELD, HIDDEN, REJECTED):
+        return HELD
+    return VISIBLE

@@ -26,6 +26,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "offers.cli",
     "offers.plugins",
     "offers.cli_worker",
+    "community.cli",
 )
 
 pm = pluggy.PluginManager("instore")

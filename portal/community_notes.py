@@ -1,5 +1,6 @@
 """Community news in the member's feed: a friend request, a comment on their board, a reply to
-their comment, a staff answer to their review or suggestion.
+their comment, a staff answer to their review or suggestion, a moderator's decision about
+something they wrote.
 
 Each is a 'community' notification (the offers package owns the table; the portal writes it in the
 same transaction as the comment or answer, as it does for support answers), so it arrives live on
@@ -20,7 +21,7 @@ from offers.notifications import create_notification
 from portal.i18n import LANGUAGES
 
 # What community news can be about (``data.what``), for the feed's styling and for tests.
-NEWS_KINDS: tuple[str, ...] = ("friend_request", "comment", "reply", "answer")
+NEWS_KINDS: tuple[str, ...] = ("friend_request", "comment", "reply", "answer", "moderation")
 # The feed shows the start of what was written; the link opens all of it.
 EXCERPT_CHARS = 140
 
