@@ -48,8 +48,14 @@ def member_export(ctx: Context, identifier: str, file: Path) -> None:
 @member.command("erase")
 @click.argument("identifier", metavar="EMAIL")
 @click.option("--yes", is_flag=True, help="Confirm: this cannot be undone.")
+@click.option(
+    "--keep-posts",
+    is_flag=True,
+    help="Leave their comments, reviews and suggestions up, signed 'deleted member' "
+    "(only when the member asked for that).",
+)
 @pass_ctx
-def member_erase(ctx: Context, identifier: str, yes: bool) -> None:
+def member_erase(ctx: Context, identifier: str, yes: bool, keep_posts: bool) -> None:
     """Erase a member's account and data (kept records are anonymised); revokes their WiFi."""
     db = ctx.db()
     found = _member(db, identifier)
@@ -58,7 +64,9 @@ def member_erase(ctx: Context, identifier: str, yes: bool) -> None:
             f"erasing {identifier} cannot be undone; export first if needed, "
             f"then run again with --yes"
         )
-    report = member_data.erase_member(db, found, ctx.config.var_dir / member_data.UPLOADS_DIRNAME)
+    report = member_data.erase_member(
+        db, found, ctx.config.var_dir / member_data.UPLOADS_DIRNAME, keep_posts=keep_posts
+    )
     if report.sessions_revoked:
         send_nudge(ctx.config["gateway"]["nudge_socket"])
     click.echo(

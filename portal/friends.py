@@ -32,6 +32,7 @@ from community import friends
 from community.migrations import VISIBILITY_CHOICES
 from instore import members
 from instore.db import transaction
+from portal import community_notes
 from portal.database import get_db
 from portal.forms import MAX_IDENTIFIER, ActionForm, _check_identifier
 
@@ -185,9 +186,7 @@ def ask() -> Response | tuple[str, int]:
         if member_id in friends.blockers_between(get_db(), member_id, other.id):
             form.identifier.errors = [_("You have blocked this member. Unblock them first.")]
             return _render(request_form=form, status=400)
-        # Friend requests are not yet in the feed: the notifications table allows only offer
-        # and friend-in-store kinds, and it belongs to the offers package.
-        friends.ask_without_telling(get_db(), member_id, other.id)
+        _ask(member_id, other.id)
     flash(_("If that member exists, they will see your request."))
     return redirect(url_for("friends.index"))
 
@@ -233,8 +232,57 @@ def _block(member_id: int, other_id: int) -> None:
     log.info("member blocked", extra={"member": member_id})
 
 
+def _ask(member_id: int, other_id: int) -> None:
+    """Ask, and tell the other member in their feed when it is news to them.
+
+    Only a request they will actually see is announced: not a repeat, and not one to a member who
+    blocked the asker (kept unseen, see the module docstring). Asking someone whose request was
+    waiting makes them friends; that is announced as an accepted request.
+    """
+    db = get_db()
+    with transaction(db):
+        before = friends.friendship(db, member_id, other_id)
+        unseen = bool(friends.blockers_between(db, member_id, other_id))
+        status = friends.ask_without_telling(db, member_id, other_id)
+        if unseen or before == (member_id, status):
+            return
+        if status == "accepted":
+            _tell_accepted(member_id, other_id)
+            return
+        name = _display_name(member_id)
+        community_notes.notify(
+            db,
+            other_id,
+            "friend_request",
+            lambda: _("%(name)s wants to be friends", name=name),
+            "",
+            url_for("friends.index"),
+        )
+
+
+def _display_name(member_id: int) -> str:
+    found = members.get_member(get_db(), member_id)
+    return found.display_name if found else ""
+
+
+def _tell_accepted(member_id: int, requester_id: int) -> None:
+    """The member accepted ``requester_id``'s request: tell the one who asked."""
+    name = _display_name(member_id)
+    community_notes.notify(
+        get_db(),
+        requester_id,
+        "friend_request",
+        lambda: _("%(name)s accepted your friend request", name=name),
+        "",
+        url_for("friends.index"),
+    )
+
+
 def _accept(member_id: int, other_id: int) -> None:
-    friends.accept_friend(get_db(), member_id, other_id)
+    db = get_db()
+    with transaction(db):
+        if friends.accept_friend(db, member_id, other_id):
+            _tell_accepted(member_id, other_id)
 
 
 def _end(member_id: int, other_id: int) -> None:

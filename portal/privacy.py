@@ -16,7 +16,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, logout_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
-from wtforms import PasswordField
+from wtforms import BooleanField, PasswordField
 from wtforms.validators import DataRequired, Length
 
 from instore import member_data, members
@@ -41,6 +41,12 @@ class DeleteAccountForm(FlaskForm):
             DataRequired(_l("Enter your password to delete your account.")),
             Length(max=MAX_PASSWORD, message=_l("That password is too long.")),
         ],
+    )
+    keep_posts = BooleanField(
+        _l(
+            "Leave my comments, reviews and suggestions up, signed “deleted member” "
+            "(otherwise they are erased too)"
+        )
     )
 
 
@@ -107,7 +113,9 @@ def delete() -> Response | str | tuple[str, int]:
         return render_template("account/privacy_delete.html", form=form), 400
     if form.validate_on_submit():
         if _password_matches(member, form.password.data or ""):
-            report = member_data.erase_member(get_db(), member, _uploads_dir())
+            report = member_data.erase_member(
+                get_db(), member, _uploads_dir(), keep_posts=bool(form.keep_posts.data)
+            )
             if report.sessions_revoked:
                 nudge_gatekeeper()
             logout_user()

@@ -311,3 +311,36 @@ def test_asking_is_rate_limited_per_ip(client: FlaskClient, auth: AuthActions) -
         for n in range(40)
     ]
     assert 429 in statuses
+
+
+def community_news(db: sqlite_utils.Database, member: Member) -> list[tuple[str, str]]:
+    rows = db.conn.execute(
+        "SELECT title, json_extract(data, '$.link') FROM notifications"
+        " WHERE member_id = ? AND kind = 'community' ORDER BY id",
+        [member.id],
+    )
+    return [(str(title), str(link)) for title, link in rows]
+
+
+def test_requests_and_acceptance_are_announced_in_the_feed(
+    people: dict[str, Member], db: sqlite_utils.Database
+) -> None:
+    """A new request reaches the other member's feed once; accepting tells the one who asked;
+    a request to someone who blocked the asker is announced to nobody."""
+    ana, ben, cleo = people["Ana"], people["Ben"], people["Cleo"]
+    ana.ask(ben.email)
+    ana.ask(ben.email)  # a repeat is not news
+    assert community_news(db, ben) == [("Ana wants to be friends", "/friends")]
+    ben.act(ana, "accept")
+    assert community_news(db, ana) == [("Ben accepted your friend request", "/friends")]
+
+    cleo.ask(ana.email)
+    ana.ask(cleo.email)  # Cleo's request was waiting: asking back accepts it
+    assert community_news(db, cleo)[-1] == ("Ana accepted your friend request", "/friends")
+
+    ben.browser.post("/friends/block", data={"block-identifier": cleo.email})
+    before = community_news(db, ben)
+    assert cleo.ask(ben.email) == SENT
+    assert community_news(db, ben) == before
+    page = ben.browser.get("/store").get_data(as_text=True)
+    assert "Ana wants to be friends" in page and 'href="/friends"' in page

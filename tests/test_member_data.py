@@ -562,6 +562,24 @@ def test_delete_account(client: FlaskClient, auth: AuthActions, db: sqlite_utils
     assert b"do not match" in auth.login().data  # and cannot sign in again
 
 
+@pytest.mark.parametrize("keep", [False, True])
+def test_delete_account_keeps_posts_only_when_chosen(
+    client: FlaskClient, auth: AuthActions, db: sqlite_utils.Database, keep: bool
+) -> None:
+    member = auth.go_online()
+    db.conn.execute(
+        "INSERT INTO suggestions (author_id, body, created_at) VALUES (?, 'More socks', 't')",
+        [member.id],
+    )
+    db.conn.commit()
+    page = client.get("/account/delete").get_data(as_text=True)
+    assert 'name="keep_posts"' in page
+    form = {"password": PASSWORD, **({"keep_posts": "y"} if keep else {})}
+    assert client.post("/account/delete", data=form).status_code == 302
+    left = db.conn.execute("SELECT author_id, body FROM suggestions").fetchall()
+    assert left == ([(None, "More socks")] if keep else [])
+
+
 def test_delete_needs_csrf(app: Flask, db: sqlite_utils.Database) -> None:
     client = app.test_client()  # CSRF on
     member = members.create_member(db, display_name="Ana", password=PASSWORD, email="a@x.org")
@@ -618,7 +636,9 @@ def test_cli_export_and_erase(
     assert refused.exit_code == 2 and "--yes" in refused.output
     assert members.get_member(db, ana.id) is not None
     assert runner.invoke(main, ["member", "erase", "nobody@x.org", "--yes"], env=env).exit_code == 2
-    erased = runner.invoke(main, ["member", "erase", "ana@x.org", "--yes"], env=env)
+    erased = runner.invoke(main, ["member", "erase", "ana@x.org", "--yes", "--keep-posts"], env=env)
     assert erased.exit_code == 0, erased.output
     assert "1 WiFi sessions revoked" in erased.output
     assert leftovers(db, ana) == []
+    kept = db.conn.execute("SELECT author_id, body FROM suggestions").fetchall()
+    assert kept == [(None, "Open at 8")]
