@@ -111,6 +111,8 @@ COMMUNITY_MIGRATIONS: list[Migration] = [
 
 # What a member wrote in public, when they chose on erasure to leave it as "deleted member".
 _KEEP_AS_DELETED_MEMBER = "author_id = NULL"
+# Rows that stay untouched when the member keeps their posts (a no-op SET clause).
+_LEAVE_AS_IS = "item_id = item_id"
 
 
 @hookimpl
@@ -155,6 +157,17 @@ def member_data_tables() -> list[MemberTable]:
         MemberTable("boards", "owner_id = :member_id"),
         MemberTable("board_reactions", "member_id = :member_id"),
         MemberTable("poll_votes", "member_id = :member_id"),
+        # Staff answers under their reviews and suggestions go with them (and stay if those do);
+        # declared first, while the subqueries still find the member's rows.
+        MemberTable(
+            "staff_answers",
+            "(item_kind = 'review' AND item_id IN"
+            " (SELECT id FROM product_reviews WHERE author_id = :member_id))"
+            " OR (item_kind = 'suggestion' AND item_id IN"
+            " (SELECT id FROM suggestions WHERE author_id = :member_id))",
+            export=False,
+            keepable=_LEAVE_AS_IS,
+        ),
         # What they wrote where others read it: erased, or kept unsigned if they chose so.
         MemberTable("board_comments", "author_id = :member_id", keepable=_KEEP_AS_DELETED_MEMBER),
         MemberTable("product_reviews", "author_id = :member_id", keepable=_KEEP_AS_DELETED_MEMBER),

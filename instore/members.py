@@ -159,6 +159,19 @@ def get_by_login_token(db: sqlite_utils.Database, token: str) -> Member | None:
     return Member.from_row(rows[0]) if rows else None
 
 
+def set_display_name(db: sqlite_utils.Database, member_id: int, display_name: str) -> None:
+    """Change the name every page shows for the member (their profile page edits it)."""
+    db.conn.execute("UPDATE members SET display_name = ? WHERE id = ?", (display_name, member_id))
+
+
+def end_sign_ins(db: sqlite_utils.Database, member_id: int) -> None:
+    """Give the member a new login token, so every browser signed in with the old one (a session
+    or a "stay signed in" cookie) is signed out at its next request: suspension and ban."""
+    db.conn.execute(
+        "UPDATE members SET login_token = ? WHERE id = ?", (secrets.token_urlsafe(24), member_id)
+    )
+
+
 def find_by_identifier(db: sqlite_utils.Database, identifier: str) -> Member | None:
     kind, value = normalize_identifier(identifier)
     column = "loyalty_number" if kind == "loyalty" else "email"

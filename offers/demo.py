@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlite_utils
 
+from community.catalogue_import import seed_demo_catalogue
 from community.friends import befriend
 from instore import members
 from instore.clock import to_iso, utcnow
@@ -128,6 +129,7 @@ def seed_demo_offers(
         }
         if wanted:
             members.record_consents(db, ids[email], wanted, terms_version)
+    seed_demo_catalogue(db)  # the products boards show; their categories are the interests
     with transaction(db):
         for email, interests in DEMO_INTERESTS.items():
             if email in ids:

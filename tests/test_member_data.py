@@ -249,10 +249,14 @@ def plant(db: sqlite_utils.Database) -> tuple[members.Member, members.Member, Pl
         "INSERT INTO suggestions (author_id, body, created_at) VALUES (?, 'Open at 8', 't')",
         [ana.id],
     )
+    bens = ex(
+        "INSERT INTO suggestions (author_id, body, created_at) VALUES (?, 'Ben idea', 't')",
+        [ben.id],
+    ).lastrowid
     ex(
         "INSERT INTO staff_answers (item_kind, item_id, staff_id, body, created_at)"
-        " VALUES ('suggestion', 1, ?, 'We will', 't')",
-        [ana.id],
+        " VALUES ('suggestion', ?, ?, 'We will', 't'), ('suggestion', 1, ?, 'Thanks Ana', 't')",
+        [bens, ana.id, ben.id],
     )
     ex(
         "INSERT INTO watched_words (word, action, created_by, created_at)"
@@ -445,9 +449,12 @@ def test_export_has_every_planted_record_and_erasure_leaves_none(
     assert friends.sent_requests(db, ben.id) == [2]
     assert len(notifications.recent_notifications(db, ben.id)) == 1
     assert len(sessions.list_sessions(db)) == 1
-    # The ban outlives the account; the erased member's posts are gone (they did not keep them).
+    # The ban outlives the account; the erased member's posts are gone (they did not keep them),
+    # with the staff answers under them.
     assert db.conn.execute("SELECT member_id, email FROM bans").fetchall() == [(None, "x@y.z")]
     assert db.conn.execute("SELECT COUNT(*) FROM board_comments").fetchone()[0] == 0
+    answers = db.conn.execute("SELECT body FROM staff_answers").fetchall()
+    assert answers == [("We will",)]  # Ana's answer (as staff) on Ben's suggestion stays
 
 
 def test_erasure_can_leave_posts_as_deleted_member(db: sqlite_utils.Database) -> None:
@@ -459,7 +466,9 @@ def test_erasure_can_leave_posts_as_deleted_member(db: sqlite_utils.Database) ->
         db.conn.execute(f"SELECT author_id, body FROM {table}").fetchall()  # noqa: S608
         for table in ("product_reviews", "suggestions")
     ]
-    assert kept == [[(None, "Warm socks")], [(None, "Open at 8")]]
+    assert kept == [[(None, "Warm socks")], [(None, "Open at 8"), (1, "Ben idea")]]
+    answers = db.conn.execute("SELECT body FROM staff_answers ORDER BY id").fetchall()
+    assert answers == [("We will",), ("Thanks Ana",)]  # the answer under her kept post stays
     # Her comment was on her own board, which (owned, not posted) went with the account.
     assert db.conn.execute("SELECT COUNT(*) FROM boards").fetchone()[0] == 0
     assert db.conn.execute("SELECT COUNT(*) FROM board_comments").fetchone()[0] == 0
@@ -641,4 +650,4 @@ def test_cli_export_and_erase(
     assert "1 WiFi sessions revoked" in erased.output
     assert leftovers(db, ana) == []
     kept = db.conn.execute("SELECT author_id, body FROM suggestions").fetchall()
-    assert kept == [(None, "Open at 8")]
+    assert kept == [(None, "Open at 8"), (1, "Ben idea")]
