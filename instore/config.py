@@ -68,6 +68,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # Friend requests and blocks by email or loyalty number, per IP: room to add a group of
         # friends at once, too little to try addresses one after another to see who is a member.
         "friend_request_limit": "20 per minute;100 per hour",
+        # Community writes (boards, comments, reviews, suggestions, profile, reports) per IP: a
+        # second fence behind screening's per-member limits, for scripts trying many accounts.
+        "community_post_limit": "30 per minute;300 per hour",
+        # Picture uploads per IP: re-encoding a phone photo costs the box real CPU.
+        "upload_limit": "10 per minute;60 per hour",
         # The demo's extra controls (e.g. "walk my phone to zone…"); never on a real box.
         "demo_controls": False,
     },

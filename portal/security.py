@@ -42,10 +42,24 @@ RATE_LIMITED_VIEWS: dict[str, str] = {
     "manage.signin": "login_limit",
 }
 # Views limited per IP only, with the config key holding each limit: asking or blocking someone by
-# email or loyalty number must not become a fast way to find out who has an account.
+# email or loyalty number must not become a fast way to find out who has an account; community
+# writes and uploads must not become a way to flood the store or load its CPU.
 IP_LIMITED_VIEWS: dict[str, str] = {
     "friends.ask": "friend_request_limit",
     "friends.block": "friend_request_limit",
+    "boards.new": "community_post_limit",
+    "boards.edit": "community_post_limit",
+    "boards.comment": "community_post_limit",
+    "boards.edit_comment": "community_post_limit",
+    "feedback.review": "community_post_limit",
+    "feedback.suggestions": "community_post_limit",
+    "feedback.suggestion": "community_post_limit",
+    "profile.save": "community_post_limit",
+    "moderation.flag": "community_post_limit",
+    "moderation.appeal": "community_post_limit",
+    "moderation.signed_out_appeal": "community_post_limit",
+    "boards.add_item": "upload_limit",
+    "profile.avatar": "upload_limit",
 }
 
 

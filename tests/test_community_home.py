@@ -86,3 +86,14 @@ def test_front_page_text_renders_inert(
 def test_no_member_menu_before_sign_in(client: FlaskClient) -> None:
     page = client.get("/signin").get_data(as_text=True)
     assert "member-nav" not in page
+
+
+def test_community_writes_and_uploads_are_rate_limited_per_ip(
+    client: FlaskClient, auth: AuthActions
+) -> None:
+    """Behind screening's per-member limits, one IP cannot flood the store or its CPU."""
+    auth.go_online()
+    posts = [client.post("/suggestions", data={"body": f"Idea {n}"}).status_code for n in range(32)]
+    assert 429 in posts and posts[0] != 429
+    uploads = [client.post("/profile/avatar", data={}).status_code for _ in range(12)]
+    assert 429 in uploads and uploads[0] != 429
