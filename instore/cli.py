@@ -185,6 +185,9 @@ def demo(bind: str, reset: bool) -> None:
     from offers.demo import seed_demo_offers
 
     seed_demo_offers(database, config["portal"]["terms_version"])
+    from community.demo import seed_demo_community
+
+    seed_demo_community(database)
     if new_store:
         # Two weeks of past visits, so the console's analytics show data at first sight. Only
         # on a new store: a restarted demo already has its history, and its own since.
