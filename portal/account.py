@@ -18,6 +18,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
+from community.sanctions import is_banned
 from instore import events, members, sessions, terms
 from instore.nudge import send_nudge
 from portal.auth import PortalUser
@@ -25,6 +26,7 @@ from portal.clients import current_client, current_session
 from portal.continue_url import safe_continue
 from portal.database import get_db
 from portal.forms import ActionForm, ConsentsForm, PreferencesForm, SignInForm, SignUpForm
+from portal.moderation import refusal_page
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,9 @@ def signin() -> Response | str | tuple[str, int]:
             get_db(), form.identifier.data or "", form.password.data or ""
         )
         if member is not None:
+            refusal = refusal_page(member)  # suspended or banned: why, and how to appeal
+            if refusal is not None:
+                return refusal
             login_user(PortalUser(member), remember=bool(form.remember.data))
             log.info("signed in", extra={"member": member.id})
             return _after_sign_in(member, continue_url)
@@ -126,6 +131,11 @@ def signup() -> Response | str:
         form.continue_url.data = continue_url or ""
     if form.validate_on_submit():
         kind, value = members.normalize_identifier(form.identifier.data or "")
+        if is_banned(get_db(), value):
+            form.identifier.errors = [
+                _("This email or loyalty number cannot be used to sign up here.")
+            ]
+            return render_template("account/signup.html", form=form, continue_url=continue_url)
         try:
             member = members.create_member(
                 get_db(),

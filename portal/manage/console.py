@@ -19,6 +19,7 @@ from portal.auth import PortalUser
 from portal.database import get_db
 from portal.forms import ActionForm, SignInForm
 from portal.manage.access import CONSOLE_ROLES, current_member, forbidden, has_role, safe_next
+from portal.moderation import refusal_page
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def home() -> Response | str | tuple[str, int]:
 
 
 @bp.route("/signin", methods=["GET", "POST"])
-def signin() -> Response | str:
+def signin() -> Response | str | tuple[str, int]:
     """Email or loyalty number + password; only staff, managers and admins get in."""
     form = SignInForm()
     next_url = safe_next(request.values.get("next"))
@@ -58,6 +59,8 @@ def signin() -> Response | str:
             form.password.errors = [
                 _("This account is a shopper's. Ask the store manager for a staff account.")
             ]
+        elif (refusal := refusal_page(member)) is not None:
+            return refusal  # suspended or banned: why, and how to appeal
         else:
             login_user(PortalUser(member), remember=False)
             log.info("console signed in", extra={"member": member.id, "role": member.role})
