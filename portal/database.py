@@ -32,3 +32,11 @@ def get_db() -> sqlite_utils.Database:
     """The connection for the current request's thread."""
     cfg = current_app.config["INSTORE"]
     return thread_db(str(cfg.database_path), cfg["database"]["busy_timeout_ms"])
+
+
+def close_thread_dbs() -> None:
+    """Close this thread's connections (a test suite opens one per test database; a box has one)."""
+    cache: dict[str, sqlite_utils.Database] = getattr(_local, "dbs", None) or {}
+    for db in cache.values():
+        db.conn.close()
+    cache.clear()

@@ -18,6 +18,7 @@ from instore import members
 from instore.config import Config, load_config
 from instore.db import open_database
 from portal import create_app
+from portal.database import close_thread_dbs
 
 # The Flask test client talks from this address; the demo lookup gives it a stable MAC.
 TEST_CLIENT_IP = "127.0.0.1"
@@ -34,6 +35,14 @@ def hang_watchdog() -> Iterator[None]:
     faulthandler.dump_traceback_later(TEST_WATCHDOG_SECONDS, exit=True, file=sys.stderr)
     yield
     faulthandler.cancel_dump_traceback_later()
+
+
+@pytest.fixture(autouse=True)
+def close_portal_connections() -> Iterator[None]:
+    """The portal keeps one connection per thread and database; each test has its own database,
+    so without this the suite holds three file descriptors per test until it runs out."""
+    yield
+    close_thread_dbs()
 
 
 @pytest.fixture(autouse=True)

@@ -119,8 +119,11 @@ class LineProcess:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise HarnessError(f"{self.name}: no answer within {timeout} s")
-            ready, _, _ = select.select([fd], [], [], remaining)
-            if ready:
+            # poll, not select: select() refuses descriptors above 1023, which a long test
+            # session in one process can reach.
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            if poller.poll(remaining * 1000):
                 chunk = os.read(fd, 65536)
                 if not chunk:
                     raise HarnessError(f"{self.name} exited ({self.process.poll()})")
