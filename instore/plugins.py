@@ -27,6 +27,9 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "offers.plugins",
     "offers.cli_worker",
     "community.cli",
+    "instore.cli_ops",
+    "instore.cli_deploy",
+    "instore.cli_uplink",
 )
 
 pm = pluggy.PluginManager("instore")

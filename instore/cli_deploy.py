@@ -1,0 +1,12 @@
+"""``instore deploy render`` (issue 8, being built)."""
+
+from __future__ import annotations
+
+import click
+
+from instore import hookimpl
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    """Nothing registered yet."""
