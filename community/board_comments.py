@@ -12,6 +12,12 @@
 - Who reads what: a visible comment is shown to whoever sees the board, except across a block;
   any other status only to its author. A thread whose first comment a viewer may not see still
   shows the replies they may see, under a "not shown" line, so others' words do not vanish.
+  ``shown_to`` says it for one comment; ``_shown_sql`` says the same in SQL, so a page of
+  threads is chosen and read in a few statements, not one block check per comment.
+- A board page shows ``COMMENT_THREADS_SHOWN`` threads, the newest, oldest first as they were
+  written; earlier and newer ones are pages by comment id (``before`` / ``after``, not OFFSET:
+  a page stays put while new comments arrive), and ``around`` is the page that holds a comment
+  a link points at.
 - ``news_for`` names who is told about a published comment (the owner of the board, or the
   author of the comment replied to), never the author themself, nobody across a block, nobody
   who could not open the board.
@@ -19,6 +25,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +43,10 @@ from instore.db import atomic
 
 # A comment is a few sentences; longer thoughts belong on a board of one's own.
 MAX_COMMENT = 1000
+# Threads (a top-level comment with its replies) a board page shows at once: a long scroll on a
+# phone. A busy board has hundreds, and rendering them all was most of its page's time; the
+# rest are an "Earlier comments" tap away.
+COMMENT_THREADS_SHOWN = 30
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,16 @@ class CommentThread:
 
     comment: Comment | None
     replies: list[Comment] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CommentPage:
+    """One page of a board's threads, oldest first; ``earlier`` is the ``before`` of the page
+    of earlier threads and ``newer`` the ``after`` of the newer ones (None: there are none)."""
+
+    threads: list[CommentThread]
+    earlier: int | None = None
+    newer: int | None = None
 
 
 @dataclass(frozen=True)
@@ -106,21 +127,143 @@ def shown_to(db: sqlite_utils.Database, comment: Comment, viewer_id: int) -> boo
     return comment.author_id is None or not blockers_between(db, comment.author_id, viewer_id)
 
 
-def comment_threads(db: sqlite_utils.Database, board: Board, viewer_id: int) -> list[CommentThread]:
-    """The board's comments as the viewer sees them: threads oldest first, replies in order."""
-    rows = db.conn.execute(_SELECT + " WHERE c.board_id = ? ORDER BY c.id", (board.id,)).fetchall()
-    comments = [_comment(row) for row in rows]
-    threads: dict[int, CommentThread] = {}
-    for comment in comments:
+# The members with a block either way with the viewer (bound: :viewer); SQLite reads it once per
+# statement, however many comments ask.
+_BLOCKED = """(SELECT blocked_id FROM blocks WHERE blocker_id = :viewer
+    UNION ALL SELECT blocker_id FROM blocks WHERE blocked_id = :viewer)"""
+
+
+def _shown_sql(alias: str) -> str:
+    """``shown_to`` in SQL, for the comment ``alias`` and the viewer ``:viewer``."""
+    return (
+        f"({alias}.author_id = :viewer OR ({alias}.status = '{VISIBLE}' "
+        f"AND ({alias}.author_id IS NULL OR {alias}.author_id NOT IN {_BLOCKED})))"
+    )
+
+
+# The board's top-level comments whose thread the viewer sees: the comment, or a reply to it
+# (bound: :board, :viewer).
+_THREADS = f"""SELECT c.id FROM board_comments AS c
+    WHERE c.board_id = :board AND c.parent_id IS NULL
+    AND ({_shown_sql("c")} OR EXISTS (SELECT 1 FROM board_comments AS r
+                                     WHERE r.parent_id = c.id AND {_shown_sql("r")}))"""  # noqa: S608
+
+
+def _thread_ids(
+    db: sqlite_utils.Database,
+    board_id: int,
+    viewer_id: int,
+    limit: int,
+    before: int | None = None,
+    after: int | None = None,
+) -> list[int]:
+    """Ids of up to ``limit`` threads the viewer sees: the newest (below ``before`` if given,
+    newest first), or the oldest above ``after`` (oldest first)."""
+    values = {"board": board_id, "viewer": viewer_id, "limit": limit}
+    if after is not None:
+        sql = f"{_THREADS} AND c.id > :after ORDER BY c.id LIMIT :limit"
+        values["after"] = after
+    elif before is not None:
+        sql = f"{_THREADS} AND c.id < :before ORDER BY c.id DESC LIMIT :limit"
+        values["before"] = before
+    else:
+        sql = f"{_THREADS} ORDER BY c.id DESC LIMIT :limit"
+    return [int(row[0]) for row in db.conn.execute(sql, values)]
+
+
+def _threads(db: sqlite_utils.Database, ids: list[int], viewer_id: int) -> list[CommentThread]:
+    """These threads (ascending ids) with the replies the viewer sees, in one statement."""
+    rows = db.conn.execute(
+        f"""SELECT c.id, c.board_id, c.author_id, m.display_name, c.parent_id, c.body,
+                   c.status, c.created_at, c.edited_at, {_shown_sql("c")}
+            FROM board_comments AS c LEFT JOIN members AS m ON m.id = c.author_id
+            WHERE c.id IN (SELECT value FROM json_each(:ids))
+               OR c.parent_id IN (SELECT value FROM json_each(:ids))
+            ORDER BY c.id""",  # noqa: S608 - fixed SQL, values bound
+        {"ids": json.dumps(ids), "viewer": viewer_id},
+    ).fetchall()
+    threads = {thread_id: CommentThread(None) for thread_id in ids}
+    for *values, shown in rows:
+        comment = _comment(tuple(values))
+        if not shown:
+            continue
         if comment.parent_id is None:
-            threads[comment.id] = CommentThread(
-                comment if shown_to(db, comment, viewer_id) else None
-            )
-    for comment in comments:
-        parent = threads.get(comment.parent_id) if comment.parent_id is not None else None
-        if parent is not None and shown_to(db, comment, viewer_id):
-            parent.replies.append(comment)
+            threads[comment.id] = CommentThread(comment, threads[comment.id].replies)
+        else:
+            threads[comment.parent_id].replies.append(comment)
     return [thread for thread in threads.values() if thread.comment is not None or thread.replies]
+
+
+def thread_of(db: sqlite_utils.Database, board_id: int, comment_id: int) -> int | None:
+    """The id of the thread (its top-level comment) the comment is in, if it is on this board."""
+    row = db.conn.execute(
+        "SELECT COALESCE(parent_id, id) FROM board_comments WHERE id = ? AND board_id = ?",
+        (comment_id, board_id),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _thread_on_latest_page(
+    db: sqlite_utils.Database, board_id: int, viewer_id: int, thread: int
+) -> bool:
+    """Whether fewer than a page of the threads the viewer sees are newer than ``thread``."""
+    newer = _thread_ids(db, board_id, viewer_id, COMMENT_THREADS_SHOWN, after=thread)
+    return len(newer) < COMMENT_THREADS_SHOWN
+
+
+def on_latest_page(
+    db: sqlite_utils.Database, board_id: int, comment_id: int, viewer_id: int
+) -> bool:
+    """Whether the board's first page, as this viewer sees it, holds the comment's thread (or
+    the comment is not there to find): a link to it needs no ``around`` then."""
+    thread = thread_of(db, board_id, comment_id)
+    return thread is None or _thread_on_latest_page(db, board_id, viewer_id, thread)
+
+
+def comment_page(
+    db: sqlite_utils.Database,
+    board: Board,
+    viewer_id: int,
+    *,
+    before: int | None = None,
+    after: int | None = None,
+    around: int | None = None,
+) -> CommentPage:
+    """A page of the board's threads as the viewer sees them, oldest first, replies in order.
+
+    The newest ``COMMENT_THREADS_SHOWN`` threads; or those before the thread ``before``; or
+    after the thread ``after``; or, for ``around`` (a comment a link points at), the latest
+    page if it holds that comment's thread, else the page that starts with it. An id that leads
+    nowhere (no such comment, past the last thread) reads as the latest page.
+    """
+    shown = COMMENT_THREADS_SHOWN
+    if around is not None:
+        thread = thread_of(db, board.id, around)
+        if thread is not None and not _thread_on_latest_page(db, board.id, viewer_id, thread):
+            after = thread - 1
+    if after is not None:
+        ids = _thread_ids(db, board.id, viewer_id, shown + 1, after=after)
+        if ids:
+            newer = ids[shown - 1] if len(ids) > shown else None
+            ids = ids[:shown]
+            earlier = bool(_thread_ids(db, board.id, viewer_id, 1, before=ids[0]))
+            return CommentPage(_threads(db, ids, viewer_id), ids[0] if earlier else None, newer)
+    elif before is not None:
+        ids = _thread_ids(db, board.id, viewer_id, shown + 1, before=before)
+        if ids:
+            earlier_id = ids[shown - 1] if len(ids) > shown else None
+            ids = sorted(ids[:shown])
+            newer = bool(_thread_ids(db, board.id, viewer_id, 1, after=ids[-1]))
+            return CommentPage(_threads(db, ids, viewer_id), earlier_id, ids[-1] if newer else None)
+    ids = _thread_ids(db, board.id, viewer_id, shown + 1)
+    earlier_id = ids[shown - 1] if len(ids) > shown else None
+    return CommentPage(_threads(db, sorted(ids[:shown]), viewer_id), earlier_id)
+
+
+def comment_threads(db: sqlite_utils.Database, board: Board, viewer_id: int) -> list[CommentThread]:
+    """The board's latest page of comments as the viewer sees them: the newest
+    ``COMMENT_THREADS_SHOWN`` threads, oldest first, replies in order."""
+    return comment_page(db, board, viewer_id).threads
 
 
 def add_comment(

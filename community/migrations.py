@@ -7,6 +7,7 @@ the community pages that edit them; the pages extend this schema with their own 
 
 from __future__ import annotations
 
+from community.schema_indexes import INDEX_MIGRATION
 from community.schema_social import SOCIAL_MIGRATION
 from instore import hookimpl
 from instore.member_data import MemberTable
@@ -107,6 +108,7 @@ COMMUNITY_MIGRATIONS: list[Migration] = [
         ),
     ),
     SOCIAL_MIGRATION,
+    INDEX_MIGRATION,
 ]
 
 # What a member wrote in public, when they chose on erasure to leave it as "deleted member".

@@ -21,7 +21,7 @@ from community.screening import Refused
 from instore.clock import utcnow
 from instore.db import transaction
 from portal.board_forms import CommentForm
-from portal.board_news import notify_published_comment
+from portal.board_news import comment_url, notify_published_comment
 from portal.boards import PageResult, bp, check_action, limits, me, render_board, visible_or_404
 from portal.database import get_db
 
@@ -66,7 +66,7 @@ def comment(board_id: int) -> Response | PageResult:
         return again()
     if stored.status != VISIBLE:
         flash(_("Your comment waits for a moderator before others see it."))
-    return redirect(url_for("boards.view", board_id=board.id, _anchor=f"c-{stored.id}"))
+    return redirect(comment_url(db, board.id, stored.id, me()))
 
 
 @bp.route("/<int:board_id>/comments/<int:comment_id>/edit", methods=["GET", "POST"])
@@ -92,7 +92,7 @@ def edit_comment(board_id: int, comment_id: int) -> Response | PageResult:
                 flash(_("Your comment is saved."))
             else:
                 flash(_("Your comment is saved. Others see it once a moderator has looked."))
-            return redirect(url_for("boards.view", board_id=board.id, _anchor=f"c-{found.id}"))
+            return redirect(comment_url(get_db(), board.id, found.id, me()))
     page = render_template(
         "community/board_comment_edit.html", board=board, comment=found, form=form
     )

@@ -6,6 +6,10 @@ moderator approves a held one (a held comment tells nobody until then). Whom to 
 by ``community.board_comments.news_for`` (never the author, nobody across a block, nobody who
 could not open the board). Telling twice about the same comment is skipped, so moderation may
 call this on every approval without checking whether the comment was ever published before.
+
+A link to a comment (``comment_url``) is the board with the comment's anchor, and ``?around=``
+when the comment's thread is no longer on the board's first page for the one who follows it
+(the board shows its newest threads first; ``community.board_comments.comment_page``).
 """
 
 from __future__ import annotations
@@ -14,8 +18,15 @@ import sqlite_utils
 from flask import url_for
 from flask_babel import gettext as _
 
-from community.board_comments import news_for
+from community.board_comments import news_for, on_latest_page
 from portal.community_notes import notify
+
+
+def comment_url(db: sqlite_utils.Database, board_id: int, comment_id: int, viewer_id: int) -> str:
+    """Where a link to the comment lands on it, for this viewer: the board's page that holds
+    it, with its anchor. Needs a request or app context."""
+    around = None if on_latest_page(db, board_id, comment_id, viewer_id) else comment_id
+    return url_for("boards.view", board_id=board_id, around=around, _anchor=f"c-{comment_id}")
 
 
 def _already_told(db: sqlite_utils.Database, member_id: int, link: str) -> bool:
@@ -35,7 +46,7 @@ def notify_published_comment(db: sqlite_utils.Database, comment_id: int) -> int 
     news = news_for(db, comment_id)
     if news is None:
         return None
-    link = url_for("boards.view", board_id=news.board.id, _anchor=f"c-{news.comment.id}")
+    link = comment_url(db, news.board.id, news.comment.id, news.member_id)
     if _already_told(db, news.member_id, link):
         return None
     name = news.comment.author_name or ""

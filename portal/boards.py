@@ -46,6 +46,8 @@ MAX_QUERY = 80
 # Past this page of the public feed nobody pages by hand; a bigger number is cut to it (an
 # unbounded one would overflow SQLite's OFFSET).
 MAX_PAGE = 10_000
+# Comment ids in ``?before=``, ``?after=``, ``?around=``: longer is past SQLite's integers.
+MAX_ID_DIGITS = 18
 
 PageResult = tuple[str, int]
 
@@ -139,16 +141,31 @@ def index() -> str:
 # -- one board -----------------------------------------------------------------------------------
 
 
+def _comment_id_arg(name: str) -> int | None:
+    """A comment id from the query string; anything else (junk, a number SQLite cannot hold)
+    reads as none given, so the board shows its latest comments."""
+    raw = request.args.get(name, "")
+    return int(raw) if raw.isdecimal() and len(raw) <= MAX_ID_DIGITS else None
+
+
 def render_board(
     board: Board,
     comment_form: CommentForm | None = None,
     reply_form: CommentForm | None = None,
     status: int = 200,
+    **paging: int | None,
 ) -> PageResult:
-    """The board page; a comment or reply form that failed is passed in to show its errors."""
+    """The board page; a comment or reply form that failed is passed in to show its errors.
+
+    ``paging`` picks the page of comments (``before``, ``after`` or ``around`` a comment id, see
+    ``board_comments.comment_page``); a failed reply shows the page holding its thread.
+    """
     db = get_db()
     member_id = me()
-    threads = board_comments.comment_threads(db, board, member_id)
+    if reply_form is not None and str(reply_form.parent_id.data or "").isdecimal():
+        paging = {"around": int(reply_form.parent_id.data or 0)}
+    comments = board_comments.comment_page(db, board, member_id, **paging)
+    threads = comments.threads
     if reply_form is not None and reply_form.parent_id.data not in {
         str(t.comment.id)
         for t in threads
@@ -163,6 +180,7 @@ def render_board(
         me=member_id,
         items=boards.board_items(db, board.id),
         threads=threads,
+        comments=comments,
         counts=board_comments.reaction_counts(db, board),
         my_reactions=board_comments.my_reactions(db, board.id, member_id),
         reactors=board_comments.reactors(db, board, member_id),
@@ -177,8 +195,13 @@ def render_board(
 @bp.route("/<int:board_id>")
 @login_required
 def view(board_id: int) -> PageResult:
-    """One board: its items, reactions and comments."""
-    return render_board(visible_or_404(board_id))
+    """One board: its items, reactions and a page of comments (the latest unless asked)."""
+    return render_board(
+        visible_or_404(board_id),
+        before=_comment_id_arg("before"),
+        after=_comment_id_arg("after"),
+        around=_comment_id_arg("around"),
+    )
 
 
 @bp.route("/new", methods=["GET", "POST"])

@@ -2,10 +2,11 @@
 
 The queue shows every item that is held (screening), hidden (members' reports) or still visible
 with open reports, the longest waiting first, with each report's reason and note and the
-system's reasons (watched word, machine score). Each decision needs a reason; the decision, its
-``moderation_actions`` row, the console's audit entry and the note telling the author are one
-transaction. The member pages (silence, suspend, ban, lift) are in ``moderation_members``, the
-watched words in ``moderation_words``; they add routes to this blueprint.
+system's reasons (watched word, machine score), ``QUEUE_PAGE`` items a page under the count of
+all that wait. Each decision needs a reason; the decision, its ``moderation_actions`` row, the
+console's audit entry and the note telling the author are one transaction. The member pages
+(silence, suspend, ban, lift) are in ``moderation_members``, the watched words in
+``moderation_words``; they add routes to this blueprint.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ TEXT_LABELS: dict[str, Any] = {
     "bio": _l("About"),
 }
 DECISIONS: tuple[str, ...] = ("approve", "reject", "warn")
+# A page number longer than this is a crafted URL, not a moderator paging: read as page 1.
+MAX_PAGE_DIGITS = 6
 
 
 def reason_field(label: Any = REASON_LABEL) -> TextAreaField:
@@ -98,13 +101,26 @@ def _target(item: moderation.Item) -> str:
     return f"{item.kind} {item.id}"
 
 
+def _page_number() -> int:
+    """The ``page`` query argument; missing or not a number reads as the first page (and one
+    past the last as the last: ``queue_page`` clamps it), like the console's other lists."""
+    raw = request.args.get("page", "1")
+    return max(1, int(raw)) if raw.isdecimal() and len(raw) <= MAX_PAGE_DIGITS else 1
+
+
+def _queue_url(page: int) -> str:
+    """The queue at ``page``; the first page has no argument."""
+    return url_for("manage_moderation.queue", page=page if page > 1 else None)
+
+
 def _queue_page(
     failed: dict[tuple[str, int], FlaskForm] | None = None,
     errors: dict[tuple[str, int], str] | None = None,
     status: int = 200,
 ) -> tuple[str, int]:
     db = get_db()
-    entries = moderation_queue.queue(db)
+    paged = moderation_queue.queue_page(db, _page_number())
+    entries = paged.entries
     forms: dict[tuple[str, int], FlaskForm] = {
         (e.item.kind, e.item.id): DecisionForm(prefix=_prefix(e.item)) for e in entries
     }
@@ -120,6 +136,7 @@ def _queue_page(
         render_template(
             "manage/moderation.html",
             entries=entries,
+            paged=paged,
             appeals=waiting_appeals,
             forms=forms,
             errors=errors,
@@ -232,7 +249,7 @@ def decide(kind: str, item_id: int) -> Response | tuple[str, int]:
         return _queue_page(failed={key: form}, errors={key: str(exc)}, status=status)
     log.info("moderated", extra={"item": _target(item), "moderator": actor().id})
     flash(said)
-    return redirect(url_for("manage_moderation.queue"))
+    return redirect(_queue_url(_page_number()))
 
 
 def _edit_page(item: moderation.Item, form: FlaskForm, error: str | None, status: int) -> Any:
