@@ -28,7 +28,7 @@ from typing import Any
 
 import sqlite_utils
 
-from instore import events, systemd
+from instore import events, flags, systemd
 from instore.clock import from_iso, to_iso, utcnow
 from instore.config import Config
 from instore.db import atomic
@@ -293,7 +293,12 @@ class Deliverer:
         last = self.db.conn.execute("SELECT COALESCE(MAX(id), 0) FROM notifications").fetchone()
         for channel in self.channels:
             consumer = f"offers.channel.{channel.name}"
-            if events.cursor_position(self.db, consumer) == 0:
+            # Only a channel without a cursor is new. A cursor at 0 is a channel that started
+            # before any notification existed: what was written since is its backlog to send.
+            known = self.db.conn.execute(
+                "SELECT 1 FROM cursors WHERE consumer = ?", (consumer,)
+            ).fetchone()
+            if known is None:
                 events.advance(self.db, consumer, int(last[0]))
 
     def deliver_once(self) -> int:
@@ -309,9 +314,13 @@ class Deliverer:
                     (after, DELIVERY_BATCH),
                 )
             ]
+            flag = f"channel.{channel.name}"
             for notification_id in ids:
                 notification = get_notification(self.db, notification_id)
-                if notification is not None:
+                # A store trying a channel on some members first sets flag channel.<name>.
+                if notification is not None and flags.is_enabled(
+                    self.db, flag, notification.member_id, default=True
+                ):
                     self._deliver(channel, notification)
                 events.advance(self.db, consumer, notification_id)
                 done += 1

@@ -63,6 +63,7 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
         demo_walk,
         feed,
         friends,
+        health,
         i18n,
         manage,
         pages,
@@ -77,6 +78,7 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
     auth.init_app(app)
     security.init_app(app)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(health.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(demo_walk.bp)

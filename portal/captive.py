@@ -31,6 +31,10 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 # Probes and redirects must never be cached: a cached "online" answer hides the portal.
 NO_STORE = ("Cache-Control", "no-cache, no-store, must-revalidate")
 MAX_CONTINUE_LENGTH = 2048  # longer URLs are dropped rather than carried through the sign-in
+# The health check answers the box itself on any host name; phones on the WiFi are never
+# loopback, so this opens nothing to them.
+HEALTH_PATH = "/healthz"
+LOOPBACK = frozenset({"127.0.0.1", "::1"})
 
 
 def portal_hostnames(config: Config) -> frozenset[str]:
@@ -68,6 +72,9 @@ class CaptivePortalMiddleware:
         if not host or host in self.hostnames:
             return self.app(environ, start_response)
         path = environ.get("PATH_INFO") or "/"
+        if path == HEALTH_PATH and environ.get("REMOTE_ADDR") in LOOPBACK:
+            # The box's own upgrade and monitors ask by whatever address the portal binds.
+            return self.app(environ, start_response)
         probe = probe_answer(host, path)
         if self.is_authorized(environ.get("REMOTE_ADDR") or ""):
             if probe is not None:

@@ -23,6 +23,7 @@ import sqlite_utils
 
 from instore.clock import to_iso
 from instore.db import transaction
+from instore.flags import FlagCache
 from instore.systemd import notify, watchdog_interval
 from presence.fingerprint import DeviceCounter
 from presence.identity import Identifier
@@ -70,6 +71,7 @@ class Stats:
     observations: int = 0
     dropped: int = 0
     footfall_only: int = 0
+    flagged_off: int = 0  # dropped because a source.<name> flag is off for them
     sources: dict[str, SourceState] = field(default_factory=dict)
 
 
@@ -98,7 +100,9 @@ class PresenceDaemon:
         # Probe requests per hour, for a device count that sees through rotating MACs. Only
         # in memory: the addresses it holds never reach the disk, only the hour's counts.
         self.footfall: dict[int, DeviceCounter] = {}
-        self.queue: asyncio.Queue[Observation] | None = None
+        # Each observation travels with its source's name, for the source.<name> flags.
+        self.queue: asyncio.Queue[tuple[Observation, str]] | None = None
+        self.flags = FlagCache(db)
         self.sensors_heard: set[str] = set()  # since the last stamp of sensors.last_seen_at
         self.finished_sources = 0
 
@@ -114,7 +118,7 @@ class PresenceDaemon:
                 async for obs in source.stream():
                     state.observations += 1
                     try:
-                        self.queue.put_nowait(obs)
+                        self.queue.put_nowait((obs, source.name))
                     except asyncio.QueueFull:
                         self.stats.dropped += 1
                 log.info("source finished", extra={"source": source.name})
@@ -135,8 +139,18 @@ class PresenceDaemon:
                 delay = min(MAX_RETRY_SECONDS, delay * 2)
 
     # -- the pipeline ------------------------------------------------------------------------
-    def handle(self, obs: Observation) -> None:
-        """Identify one observation, track it, and count it into its sighting bucket."""
+    def handle(self, obs: Observation, source: str = "") -> None:
+        """Identify one observation, track it, and count it into its sighting bucket.
+
+        A flag ``source.<source>``, when set, says whose observations from that source count:
+        off, nobody's; a percentage, those members' only (a store trying a new radio).
+        """
+        identity = self.identifier.identify(obs)
+        if source and not self.flags.is_enabled(
+            f"source.{source}", identity.member_id, default=True
+        ):
+            self.stats.flagged_off += 1
+            return
         self.stats.observations += 1
         self.sensors_heard.add(obs.sensor_id)
         if obs.kind == WIFI_PROBE and "fingerprint" in obs.payload and "seq" in obs.payload:
@@ -144,7 +158,6 @@ class PresenceDaemon:
             self.footfall.setdefault(hour, DeviceCounter()).add(
                 obs.address, obs.ts, int(obs.payload["seq"]), str(obs.payload["fingerprint"])
             )
-        identity = self.identifier.identify(obs)
         bucket_key = (int(obs.ts // self.sighting_seconds), identity.device, obs.sensor_id)
         bucket = self.buckets.setdefault(bucket_key, SightingBucket())
         if obs.rssi is not None:
@@ -263,15 +276,15 @@ class PresenceDaemon:
         try:
             while not stop.is_set():
                 try:
-                    obs = await asyncio.wait_for(self.queue.get(), TICK_SECONDS)
+                    obs, source = await asyncio.wait_for(self.queue.get(), TICK_SECONDS)
                 except TimeoutError:
                     if stop_when_sources_end and self.finished_sources == len(self.sources):
                         break
                     continue
-                self.handle(obs)
+                self.handle(obs, source)
                 # Drain what is already queued without a trip through the event loop each.
                 while not self.queue.empty():
-                    self.handle(self.queue.get_nowait())
+                    self.handle(*self.queue.get_nowait())
         finally:
             stop.set()
             for task in pumps:

@@ -244,6 +244,25 @@ def test_channels_get_each_new_notification_once_across_restarts(
     assert recorder.seen == [bens.id] and again.seen == []
 
 
+def test_a_channel_that_started_on_an_empty_store_keeps_its_backlog_across_a_restart(
+    db: sqlite_utils.Database, worker: OffersWorker, clock: Clock
+) -> None:
+    """A cursor at 0 is not a new channel: notifications written while the worker was down
+    (here: the first ones the store ever made) are delivered after the restart."""
+    ana = make_member(db)
+    make_offer(db)
+    Deliverer(db, [Recorder()], 0.01).start_at_end()  # the store has no notification yet
+    presence_event(db, "zone_enter", ana.id, clock.now, zone="Shoes", zone_id=SHOES)
+    worker.run_once()  # written while the delivery thread was down
+
+    recorder = Recorder()
+    restarted = Deliverer(db, [recorder], 0.01)
+    restarted.start_at_end()
+    assert restarted.deliver_once() == 1
+    [anas] = recent_notifications(db, ana.id)
+    assert recorder.seen == [anas.id]
+
+
 def test_offers_run_once_from_the_command_line(
     db: sqlite_utils.Database, config: Config, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
