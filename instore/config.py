@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from instore.wifi_settings import wifi_problem
+
 ENV_PREFIX = "INSTORE_"
 CONFIG_ENV = "INSTORE_CONFIG"
 BOX_CONFIG_PATH = Path("/etc/instore/instore.toml")
@@ -158,6 +160,46 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "logging": {
         "level": "INFO",
+    },
+    "wifi": {
+        # The guest access point `instore deploy render hostapd` describes (deploy/hostapd/).
+        "ssid": "Guest WiFi",
+        # ISO 3166-1 alpha-2; sets the legal channels and power. Empty: hostapd is not rendered.
+        "country_code": "",
+        "channel": 6,
+        # The radio hostapd runs the AP on; bridged into [hardware] lan_interface when different.
+        "interface": "wlan0",
+        # "open" (the captive portal is the sign-in), "wpa2", "wpa3" or "wpa2-wpa3" (transition).
+        "security": "open",
+        # The network password for wpa2/wpa3 (8 to 63 characters); never shown by `instore config`.
+        "password": "",
+    },
+    "uplink": {
+        # A chain's boxes publish their outbox to headquarters' MQTT broker (`instore uplink run`).
+        "enabled": False,
+        "host": "",
+        # 8883 is MQTT over TLS (IANA); a plain-TCP broker on a trusted network uses 1883.
+        "port": 8883,
+        "tls": True,
+        # CA bundle the broker's certificate is checked against; empty: the system's CAs.
+        "ca_file": "",
+        # A client certificate and its key (PEM), when the broker authenticates boxes by them.
+        "cert_file": "",
+        "key_file": "",
+        "username": "",
+        "password": "",
+        # This store's topic level: <topic_prefix>/<store_id>/…; empty: [store] id.
+        "store_id": "",
+        "topic_prefix": "instore",
+        # Events published and not yet acknowledged at once (MQTT's in-flight window). The
+        # database is the buffer; this bounds memory and what a reconnect sends twice.
+        "batch_size": 100,
+        # The broker declares the box offline after 1.5 x this without a packet (MQTT 3.1.1).
+        "keepalive_seconds": 60,
+        # Waits between connection attempts double from min to max, so a chain's boxes do not
+        # all hammer a broker that has just come back.
+        "reconnect_min_seconds": 1,
+        "reconnect_max_seconds": 60,
     },
 }
 
@@ -329,6 +371,60 @@ def _validate(sections: dict[str, dict[str, Any]], where: str) -> None:
     host, _, port = bind.rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError(f"{where}: portal.bind: expected HOST:PORT, got {bind!r}")
+    _validate_uplink(sections["uplink"], sections["store"]["id"], where)
+    wifi_mistake = wifi_problem(sections["wifi"])
+    if wifi_mistake:
+        raise ConfigError(f"{where}: {wifi_mistake}")
+
+
+# MQTT topic levels may not hold these (wildcards and the level separator), nor be empty.
+_TOPIC_FORBIDDEN = ("+", "#", "\0")
+
+
+def _is_topic_level(text: str) -> bool:
+    return bool(text) and "/" not in text and not any(c in text for c in _TOPIC_FORBIDDEN)
+
+
+def _validate_uplink(uplink: Mapping[str, Any], store_code: str, where: str) -> None:
+    """The uplink's settings: a host when enabled, usable ports and windows, clean topic levels."""
+    if uplink["enabled"] and not uplink["host"]:
+        raise ConfigError(f"{where}: uplink.host: required when uplink.enabled = true")
+    if not 1 <= uplink["port"] <= 65535:
+        raise ConfigError(f"{where}: uplink.port: must be 1 to 65535")
+    # MQTT message ids are 16 bits, so at most 65535 messages can be in flight at once.
+    if not 1 <= uplink["batch_size"] <= 65535:
+        raise ConfigError(f"{where}: uplink.batch_size: must be 1 to 65535")
+    if not 5 <= uplink["keepalive_seconds"] <= 65535:
+        raise ConfigError(f"{where}: uplink.keepalive_seconds: must be 5 to 65535")
+    if not 1 <= uplink["reconnect_min_seconds"] <= uplink["reconnect_max_seconds"]:
+        raise ConfigError(
+            f"{where}: uplink.reconnect_min_seconds: must be at least 1 and at most "
+            "uplink.reconnect_max_seconds"
+        )
+    if bool(uplink["cert_file"]) != bool(uplink["key_file"]):
+        raise ConfigError(
+            f"{where}: uplink.cert_file and uplink.key_file go together: give both or neither"
+        )
+    if not uplink["tls"] and (uplink["ca_file"] or uplink["cert_file"]):
+        raise ConfigError(
+            f"{where}: uplink.ca_file/cert_file are set but uplink.tls = false; "
+            "set tls = true or remove them"
+        )
+    if uplink["password"] and not uplink["username"]:
+        raise ConfigError(f"{where}: uplink.password: set uplink.username too")
+    store_id = uplink["store_id"] or store_code
+    if (uplink["enabled"] or uplink["store_id"]) and not _is_topic_level(store_id):
+        key = "uplink.store_id" if uplink["store_id"] else "store.id (the uplink's store_id)"
+        raise ConfigError(
+            f"{where}: {key}: must be one MQTT topic level, not empty, without '/', '+' or '#', "
+            f"got {store_id!r}"
+        )
+    prefix = uplink["topic_prefix"]
+    if not all(_is_topic_level(level) for level in prefix.split("/")):
+        raise ConfigError(
+            f"{where}: uplink.topic_prefix: topic levels separated by '/', none empty, without "
+            f"'+' or '#' (e.g. 'acme/instore'), got {prefix!r}"
+        )
 
 
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:

@@ -134,6 +134,46 @@ KERNEL_MIGRATIONS: list[Migration] = [
             )""",
         ),
     ),
+    Migration(
+        "instore",
+        4,
+        "the chain uplink: headquarters messages applied, offers headquarters sent",
+        (
+            # One row per message headquarters sent to this store (instore.uplink_apply): the
+            # broker redelivers a message whose acknowledgement was lost, and this row is how
+            # the second copy is recognised and skipped. A rejected message is recorded too, so
+            # a bad message is reported once, not on every redelivery.
+            """CREATE TABLE uplink_applied (
+                message_id TEXT PRIMARY KEY,
+                topic TEXT NOT NULL,
+                outcome TEXT NOT NULL CHECK (outcome IN ('applied', 'rejected')),
+                detail TEXT NOT NULL DEFAULT '',
+                applied_at TEXT NOT NULL
+            )""",
+            # Headquarters names its offers by its own id; this maps that id to the store's offer,
+            # so a catalogue sent again updates the offer instead of adding a copy. offer_id has no
+            # foreign key: the offers table belongs to the offers package, migrated after this.
+            """CREATE TABLE uplink_offers (
+                external_id TEXT PRIMARY KEY,
+                offer_id INTEGER NOT NULL,
+                updated_at TEXT NOT NULL
+            )""",
+        ),
+    ),
+    Migration(
+        "instore",
+        5,
+        "feature flags",
+        (
+            # instore.flags: a flag is on for `percent` of members (0 off, 100 on), read by
+            # every process. No member data: who is in a rollout is computed, never stored.
+            """CREATE TABLE feature_flags (
+                name TEXT PRIMARY KEY,
+                percent INTEGER NOT NULL CHECK (percent BETWEEN 0 AND 100),
+                updated_at TEXT NOT NULL
+            )""",
+        ),
+    ),
 ]
 
 

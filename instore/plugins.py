@@ -30,6 +30,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "instore.cli_ops",
     "instore.cli_deploy",
     "instore.cli_uplink",
+    "instore.cli_backup",
 )
 
 pm = pluggy.PluginManager("instore")
