@@ -213,7 +213,7 @@ install_release() { # REL VERSION
     if [ -n "$DEPS_FROM" ]; then
         local shared ours
         shared="$("$DEPS_FROM/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-        ours="$("$rel/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+        ours="$("$rel/venv/bin/python" -P -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
         [ "$(basename "$(dirname "$shared")")" = "$(basename "$(dirname "$ours")")" ] || {
             rm -rf "$rel"
             die "--deps-from $DEPS_FROM uses another Python version than $PYTHON"
@@ -226,7 +226,8 @@ install_release() { # REL VERSION
         die "pip could not install $SRC (see above); nothing was changed"
     fi
     local report
-    report="$("$rel/venv/bin/python" - "${REQUIRED_DEPLOY_FILES[@]}" <<'PY'
+    # -P: the release's own code, never a checkout in the working directory (with its egg-info).
+    report="$("$rel/venv/bin/python" -P - "${REQUIRED_DEPLOY_FILES[@]}" <<'PY'
 import importlib.metadata
 import pathlib
 import sys

@@ -228,7 +228,9 @@ print(json.dumps({"database": str(config.database_path), "bind": config["portal"
 
 def read_settings(release: Path, config: Path, health_url: str | None) -> Settings:
     """The config as the new release reads it: a config it refuses stops the upgrade here."""
-    result = run([str(release / "venv" / "bin" / "python"), "-c", SETTINGS_SCRIPT, str(config)])
+    # -P: the new release's own code, never a checkout in the working directory.
+    python = str(release / "venv" / "bin" / "python")
+    result = run([python, "-P", "-c", SETTINGS_SCRIPT, str(config)])
     if result.returncode != 0:
         raise UpgradeFailed(f"the new release cannot load {config}: {last_line(result)}")
     values = json.loads(result.stdout)
