@@ -1,4 +1,4 @@
-"""Back up and restore the one SQLite file, safely on a running box.
+"""Back up and restore a box: its SQLite file alone, or with its uploads and keys in one tar.
 
 A backup uses SQLite's online backup API in one step: it reads a single snapshot (WAL readers
 never block the services' writers, and writers never change a reader's snapshot), so the copy is
@@ -8,6 +8,12 @@ the database as it was at one instant, however busy the box. The copy is checked
 A restore is the opposite risk: the services hold the file open and would go on writing into the
 replaced one. So it refuses while any process has the database open (unless forced), checks the
 file is an instore database this release can run, and keeps the replaced database beside it.
+
+The database is not all a box needs: members' uploads and the keys made once beside the database
+(portal sessions, Web Push, BLE tokens, flag buckets) are lost with the box, and a new key logs
+everyone out and breaks every push subscription. A backup named ``*.tar`` carries them too; its
+restore accepts only the layout a backup writes (no links, devices or paths leading out); that
+half is ``instore.backup_archive``.
 """
 
 from __future__ import annotations
@@ -117,14 +123,7 @@ def _copy(source: sqlite3.Connection, dest: Path, busy_timeout_ms: int) -> dict[
     return versions
 
 
-def backup_database(
-    database: Path, dest: Path, busy_timeout_ms: int, replace: bool = False
-) -> BackupResult:
-    """Write a consistent copy of ``database`` to ``dest``.
-
-    ``dest`` must not exist unless ``replace``; then the new copy takes its place in one rename,
-    so a rotating backup (cron) never leaves a moment without a whole file under that name.
-    """
+def _check_destination(database: Path, dest: Path, replace: bool) -> None:
     if not database.is_file():
         raise BackupError(f"there is no database at {database}; check [database] path")
     if dest.exists() and not replace:
@@ -133,6 +132,17 @@ def backup_database(
         )
     if not dest.parent.is_dir():
         raise BackupError(f"the directory {dest.parent} does not exist; create it first")
+
+
+def backup_database(
+    database: Path, dest: Path, busy_timeout_ms: int, replace: bool = False
+) -> BackupResult:
+    """Write a consistent copy of ``database`` to ``dest``.
+
+    ``dest`` must not exist unless ``replace``; then the new copy takes its place in one rename,
+    so a rotating backup (cron) never leaves a moment without a whole file under that name.
+    """
+    _check_destination(database, dest, replace)
     scratch = dest.with_name(f".{dest.name}.partial-{secrets.token_hex(4)}")
     began = time.perf_counter()
     try:
@@ -179,8 +189,16 @@ def processes_using(database: Path) -> list[Holder]:
     return sorted(found, key=lambda holder: holder.pid)
 
 
-def inspect_backup(path: Path, latest: dict[str, int]) -> dict[str, int]:
-    """The schema versions in a backup, after checking it is an instore database we can run."""
+def inspect_backup(path: Path, latest: dict[str, int], shown: str = "") -> dict[str, int]:
+    """The schema versions in a backup, after checking it is an instore database we can run.
+
+    ``shown`` names the file in refusals when ``path`` is a copy unpacked from an archive.
+    """
+    if shown:
+        try:
+            return inspect_backup(path, latest)
+        except BackupError as exc:
+            raise BackupError(str(exc).replace(str(path), shown)) from None
     if not path.is_file():
         raise BackupError(f"there is no file at {path}")
     try:
@@ -225,19 +243,11 @@ def _set_aside(database: Path, saved: Path, busy_timeout_ms: int, in_use: bool) 
             os.replace(live, Path(f"{saved}{suffix}"))
 
 
-def restore_database(
-    backup: Path,
-    database: Path,
-    latest: dict[str, int],
-    busy_timeout_ms: int,
-    force: bool = False,
-) -> RestoreResult:
-    """Put ``backup`` in place of ``database``, keeping the replaced one as ``.before-restore``.
-
-    ``latest`` is each package's newest schema version in this release: a backup from a newer
-    release is refused, an older one is migrated by the services when they start.
-    """
-    versions = inspect_backup(backup, latest)
+def _check_restore(
+    backup: Path, database: Path, latest: dict[str, int], force: bool, shown: str = ""
+) -> tuple[dict[str, int], list[Holder], Path]:
+    """Every refusal of a restore, before anything is changed: (versions, holders, saved path)."""
+    versions = inspect_backup(backup, latest, shown)
     if database.exists() and database.resolve() == backup.resolve():
         raise BackupError(f"{backup} is the live database itself; give a backup file")
     holders = processes_using(database)
@@ -255,6 +265,18 @@ def restore_database(
         )
     if not database.parent.is_dir():
         raise BackupError(f"the directory {database.parent} does not exist; create it first")
+    return versions, holders, saved
+
+
+def _swap_database(
+    backup: Path,
+    database: Path,
+    latest: dict[str, int],
+    busy_timeout_ms: int,
+    checked: tuple[dict[str, int], list[Holder], Path],
+) -> RestoreResult:
+    """Copy the checked ``backup`` beside ``database`` and rename it into place."""
+    versions, holders, saved = checked
     scratch = database.with_name(f".{database.name}.restoring-{secrets.token_hex(4)}")
     try:
         with closing(sqlite3.connect(f"file:{backup}?mode=ro", uri=True)) as source:
@@ -277,3 +299,19 @@ def restore_database(
         if versions.get(package, 0) < want
     }
     return RestoreResult(saved if saved.exists() else None, versions, behind)
+
+
+def restore_database(
+    backup: Path,
+    database: Path,
+    latest: dict[str, int],
+    busy_timeout_ms: int,
+    force: bool = False,
+) -> RestoreResult:
+    """Put ``backup`` in place of ``database``, keeping the replaced one as ``.before-restore``.
+
+    ``latest`` is each package's newest schema version in this release: a backup from a newer
+    release is refused, an older one is migrated by the services when they start.
+    """
+    checked = _check_restore(backup, database, latest, force)
+    return _swap_database(backup, database, latest, busy_timeout_ms, checked)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sqlite3
 import stat
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -256,3 +258,166 @@ def test_restore_of_an_older_schema_says_the_services_will_migrate_it(
     result = cli(live, "restore", str(backup))
     assert result.exit_code == 0, result.output
     assert "bring its schema up to date" in result.output
+
+
+# --- a .tar backup: the database with the uploads and keys beside it --------------------------
+
+UPLOADS = {
+    "avatars/7.png": b"\x89PNG avatar of member 7",
+    "board/spring-sale.jpg": os.urandom(4096),
+    "products/sku-12.webp": b"RIFF product picture",
+}
+
+
+def make_box_files(var_dir: Path) -> dict[str, bytes]:
+    """Uploads as members leave them and every key made by the code that really makes it."""
+    from instore.backup_archive import KEY_FILES
+    from instore.keys import stored_secret
+    from offers.channels.webpush import ensure_vapid_keys
+
+    for name, data in UPLOADS.items():
+        (var_dir / "uploads" / name).parent.mkdir(parents=True, exist_ok=True)
+        (var_dir / "uploads" / name).write_bytes(data)
+    for name in (KEY_FILES.portal_sessions, KEY_FILES.ble_tokens, KEY_FILES.flags):
+        stored_secret(var_dir, name)
+    ensure_vapid_keys(var_dir)
+    return {name: (var_dir / name).read_bytes() for name in KEY_FILES}
+
+
+def state(var_dir: Path) -> dict[str, bytes]:
+    """Every file under ``var_dir`` and its bytes: to show a refused restore changed nothing."""
+    return {
+        str(path.relative_to(var_dir)): path.read_bytes()
+        for path in sorted(var_dir.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_the_key_file_names_match_the_modules_that_write_them() -> None:
+    import offers.channels.webpush
+    import portal
+    import presence.plugins
+    from instore import flags
+    from instore.backup_archive import KEY_FILES
+
+    assert KEY_FILES.portal_sessions == portal.SECRET_KEY_FILE
+    assert KEY_FILES.web_push == offers.channels.webpush.VAPID_KEY_FILE
+    assert KEY_FILES.ble_tokens == presence.plugins.TOKEN_KEY_FILE
+    assert KEY_FILES.flags == flags.FLAG_KEY_FILE
+
+
+def test_tar_backup_restores_database_uploads_and_keys_on_a_new_box(
+    live: Path, tmp_path: Path
+) -> None:
+    from instore.backup_archive import KEY_FILES
+
+    keys = make_box_files(live.parent)
+    archive = tmp_path / "box.tar"
+    made = cli(live, "backup", str(archive))
+    assert made.exit_code == 0, made.output
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o600
+    assert f"uploads: {len(UPLOADS)} files" in made.output
+    assert f"keys: {', '.join(KEY_FILES)}" in made.output
+
+    # The new box has been installed and started once: its own database, key and an upload.
+    new = tmp_path / "new" / "instore.db"
+    open_database(new).conn.close()
+    (new.parent / KEY_FILES.portal_sessions).write_text("the new box's own key")
+    (new.parent / "uploads").mkdir()
+    (new.parent / "uploads" / "test.png").write_bytes(b"made on the new box")
+
+    result = cli(new, "restore", str(archive))
+    assert result.exit_code == 0, result.output
+    assert count(new, "SELECT COUNT(*) FROM events WHERE kind = 'filler'") == FILLER_ROWS
+    for name, data in UPLOADS.items():
+        assert (new.parent / "uploads" / name).read_bytes() == data
+    assert not (new.parent / "uploads" / "test.png").exists()
+    assert (
+        new.parent / "uploads.before-restore" / "test.png"
+    ).read_bytes() == b"made on the new box"
+    for name, data in keys.items():
+        assert (new.parent / name).read_bytes() == data, name
+        assert stat.S_IMODE((new.parent / name).stat().st_mode) == 0o600, name
+    saved_key = new.parent / f"{KEY_FILES.portal_sessions}.before-restore"
+    assert saved_key.read_text() == "the new box's own key"
+    assert f"restored {len(UPLOADS)} uploaded files" in result.output
+    assert f"kept as {saved_key}" in result.output
+    assert not [p for p in new.parent.iterdir() if p.name.startswith(".")], "staging left behind"
+
+
+def add_bytes(archive: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    archive.addfile(info, io.BytesIO(data))
+
+
+def add_link(archive: tarfile.TarFile, name: str, kind: bytes, target: str = "") -> None:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    archive.addfile(info)
+
+
+@pytest.mark.parametrize(
+    "evil",
+    [
+        lambda archive: add_bytes(archive, "../evil", b"outside the var dir"),
+        lambda archive: add_bytes(archive, "uploads/../../evil", b"outside the var dir"),
+        lambda archive: add_bytes(archive, "/tmp/instore-test-evil", b"absolute"),
+        lambda archive: add_link(archive, "uploads/passwd", tarfile.SYMTYPE, "/etc/passwd"),
+        lambda archive: add_link(archive, "keys/secret_key", tarfile.LNKTYPE, "instore.db"),
+        lambda archive: add_link(archive, "uploads/tty", tarfile.CHRTYPE),
+        lambda archive: add_bytes(archive, "keys/authorized_keys", b"ssh-ed25519 AAAA"),
+    ],
+    ids=["dotdot", "dotdot-inside", "absolute", "symlink", "hardlink", "device", "unknown-key"],
+)
+def test_restore_refuses_an_archive_a_backup_never_writes(
+    live: Path, tmp_path: Path, evil: Any
+) -> None:
+    make_box_files(live.parent)
+    good = tmp_path / "good.db"
+    assert cli(live, "backup", str(good)).exit_code == 0
+    archive = tmp_path / "evil.tar"
+    with tarfile.open(archive, "w") as handle:
+        handle.add(good, "instore.db")
+        evil(handle)
+    before = state(live.parent)
+    names = sorted(os.listdir(live.parent))
+    result = cli(live, "restore", str(archive))
+    assert result.exit_code == 2, result.output
+    assert "which an instore backup never does" in result.output
+    assert "Traceback" not in result.output
+    assert state(live.parent) == before
+    assert sorted(os.listdir(live.parent)) == names, "a staging or saved file was left"
+    assert not (tmp_path / "evil").exists() and not Path("/tmp/instore-test-evil").exists()
+
+
+def test_tar_restore_refuses_while_the_database_is_open(
+    live: Path, tmp_path: Path, holder: subprocess.Popen[str]
+) -> None:
+    make_box_files(live.parent)
+    archive = tmp_path / "box.tar"
+    assert cli(live, "backup", str(archive)).exit_code == 0
+    (live.parent / "uploads" / "newer.png").write_bytes(b"after the backup")
+    before = state(live.parent)
+    result = cli(live, "restore", str(archive))
+    assert result.exit_code == 2
+    assert f"in use by pid {holder.pid}" in result.output
+    assert state(live.parent) == before
+    assert not [p for p in live.parent.iterdir() if "before-restore" in p.name]
+    assert not [p for p in live.parent.iterdir() if p.name.startswith(".instore-restore")]
+
+
+def test_tar_restore_refuses_a_newer_database_naming_the_archive(
+    live: Path, tmp_path: Path
+) -> None:
+    newer = tmp_path / "newer.db"
+    make_newer(live, newer)
+    archive = tmp_path / "newer.tar"
+    with tarfile.open(archive, "w") as handle:
+        handle.add(newer, "instore.db")
+    before = state(live.parent)
+    result = cli(live, "restore", str(archive))
+    assert result.exit_code == 2
+    assert f"the database in {archive} comes from a newer instore" in result.output
+    assert state(live.parent) == before
