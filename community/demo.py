@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 # The demo members are minutes old: without a looser limit the seed itself would be refused as a
 # new member posting fast. The pages keep the store's real limits.
 SEED_LIMITS = Limits(new_member_posts_per_minute=1000)
+# How long before the demo starts its community's posts are dated.
+SEED_POSTED_AGO = timedelta(days=1)
+# The demo poll stays open this long from the demo's first start.
+DEMO_POLL_OPEN = timedelta(days=14)
 # The store's starting watched words: one of each action the moderation queue explains.
 DEMO_WATCHED_WORDS: tuple[tuple[str, str], ...] = (
     ("cheap pills", "block"),
@@ -49,7 +53,10 @@ def seed_demo_community(db: sqlite_utils.Database, now: datetime | None = None) 
     """Seed the demo community once (when there are no boards yet); True if it did."""
     if db.conn.execute("SELECT 1 FROM boards LIMIT 1").fetchone():
         return False
-    now = now or utcnow()
+    today = now or utcnow()
+    # Posted a day ago: a visitor who signs in as a demo member and posts at once must not be
+    # "posting very fast" because of what the seed wrote in their name a second earlier.
+    now = today - SEED_POSTED_AGO
     ana, ben, chloe, sam, morgan = (
         _id(db, f"{name}@demo.store") for name in ("ana", "ben", "chloe", "staff", "manager")
     )
@@ -110,7 +117,7 @@ def seed_demo_community(db: sqlite_utils.Database, now: datetime | None = None) 
         db,
         "Which colour should we stock for the packable trail jacket?",
         ["Olive", "Navy", "Rust"],
-        now + timedelta(days=14),
+        today + DEMO_POLL_OPEN,
         morgan,
         now,
     )

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import sqlite_utils
 
 from instore import members
+from instore.clock import to_iso, utcnow
+
+# How long the demo's accounts have been members (longer than community.new_member_days).
+DEMO_MEMBERS_SINCE = timedelta(days=60)
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,13 @@ def seed_demo(db: sqlite_utils.Database, terms_version: str) -> list[tuple[DemoA
                 email=account.email,
                 role=account.role,
             )
+            # Regulars, not sign-ups of a minute ago: the community's new-member limits (a few
+            # posts a minute, no links) are for real newcomers, not for someone trying the demo.
+            db.conn.execute(
+                "UPDATE members SET created_at = ? WHERE id = ?",
+                (to_iso(utcnow() - DEMO_MEMBERS_SINCE), member.id),
+            )
+            db.conn.commit()
             if account.demo_phone:
                 members.record_consents(db, member.id, {"location": True}, terms_version)
                 members.link_device(db, account.demo_phone, member.id)
