@@ -6,7 +6,7 @@ each feature. It needs a signed-in member (it shows other members' names and boa
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, render_template
 from flask_login import current_user, login_required
 
 from community import highlights
@@ -14,10 +14,6 @@ from instore.clock import utcnow
 from portal.database import get_db
 
 bp = Blueprint("community", __name__)
-
-
-def _has(endpoint: str) -> bool:
-    return endpoint in current_app.view_functions
 
 
 @bp.route("/community")
@@ -30,5 +26,4 @@ def home() -> str:
         boards=highlights.public_boards(db, member_id),
         polls=highlights.open_polls(db, member_id, utcnow()),
         suggestions=highlights.answered_suggestions(db, member_id),
-        has=_has,
     )

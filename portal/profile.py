@@ -236,13 +236,10 @@ def member(member_id: int) -> str:
     if profile is None:
         abort(404)
     own = member_id == me.id
-    has = current_app.view_functions.__contains__
     return render_template(
         "community/profile_member.html",
         profile=profile,
         own=own,
         boards=profiles.visible_boards(db, member_id, me.id),
         friends_now=not own and member_id in friends.mutual_friends(db, me.id),
-        can_open_boards=has("boards.view"),
-        can_flag=not own and has("moderation.flag"),
     )

@@ -11,7 +11,6 @@ console's audit entry and the note telling the author are one transaction. The m
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +27,7 @@ from community import appeals, moderation, moderation_queue, sanctions
 from community.content import CONTENT_KINDS, HELD, HIDDEN
 from instore.clock import utcnow
 from instore.db import atomic
+from portal.board_news import notify_published_comment
 from portal.database import get_db
 from portal.manage.access import actor, record, require_role
 from portal.moderation import Labels, kind_name, tell_member
@@ -40,9 +40,6 @@ require_role(bp, "staff")
 REASON_LABEL = _l("Reason (the member is told)")
 REASON_REQUIRED = _l("Give a reason: the member and the records are told why.")
 REASON_TOO_LONG = _l("Keep the reason under 500 characters.")
-# Where the boards feature tells a board's owner about a comment once it is published; a held
-# comment a moderator approves is published then. Looked up lazily: boards is built separately.
-PUBLISHED_COMMENT_HOOKS: tuple[str, ...] = ("portal.board_news", "portal.boards")
 # Labels of a text column in the edit form.
 TEXT_LABELS: dict[str, Any] = {
     "title": _l("Title"),
@@ -162,19 +159,6 @@ def _item_or_404(kind: str, item_id: int) -> moderation.Item:
     return item
 
 
-def _notify_published_comment(comment_id: int) -> None:
-    """Let the boards feature tell the board's owner about a comment that is now published."""
-    for name in PUBLISHED_COMMENT_HOOKS:
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        hook: Callable[[Any, int], Any] | None = getattr(module, "notify_published_comment", None)
-        if hook is not None:
-            hook(get_db(), comment_id)
-            return
-
-
 def _approve(item: moderation.Item, reason: str) -> str:
     decision = moderation.approve(get_db(), actor().id, item.kind, item.id, reason, utcnow())
     record(
@@ -190,7 +174,7 @@ def _approve(item: moderation.Item, reason: str) -> str:
             reason,
         )
     if item.kind == "comment" and item.status == HELD:
-        _notify_published_comment(item.id)
+        notify_published_comment(get_db(), item.id)
     return _("Approved.")
 
 
@@ -303,7 +287,7 @@ def edit(kind: str, item_id: int) -> Response | tuple[str, int]:
                 reason,
             )
             if item.kind == "comment" and item.status == HELD:
-                _notify_published_comment(item.id)
+                notify_published_comment(get_db(), item.id)
     except moderation.ModerationError as exc:
         return _edit_page(item, form, str(exc), 400)
     flash(_("Edited and approved."))
