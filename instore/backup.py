@@ -134,6 +134,18 @@ def _check_destination(database: Path, dest: Path, replace: bool) -> None:
         raise BackupError(f"the directory {dest.parent} does not exist; create it first")
 
 
+def _put_in_place(scratch: Path, dest: Path, replace: bool) -> None:
+    """Give the finished scratch file its name: over ``dest`` with ``replace``, else only if
+    ``dest`` is still missing (a link fails rather than replace a file that appeared meanwhile)."""
+    try:
+        if replace:
+            os.replace(scratch, dest)
+        else:
+            os.link(scratch, dest)
+    except FileExistsError:
+        raise BackupError(f"{dest} appeared while backing up; nothing was overwritten") from None
+
+
 def backup_database(
     database: Path, dest: Path, busy_timeout_ms: int, replace: bool = False
 ) -> BackupResult:
@@ -148,12 +160,7 @@ def backup_database(
     try:
         with _open(database, busy_timeout_ms) as source:
             versions = _copy(source, scratch, busy_timeout_ms)
-        if replace:
-            os.replace(scratch, dest)
-        else:
-            os.link(scratch, dest)  # fails rather than replace a file that appeared meanwhile
-    except FileExistsError:
-        raise BackupError(f"{dest} appeared while backing up; nothing was overwritten") from None
+        _put_in_place(scratch, dest, replace)
     except sqlite3.DatabaseError as exc:
         raise BackupError(f"cannot back up {database}: {exc}") from None
     except PermissionError as exc:

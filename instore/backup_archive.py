@@ -31,6 +31,7 @@ from instore.backup import (
     _copy,
     _fsync_dir,
     _open,
+    _put_in_place,
     _swap_database,
 )
 from instore.flags import FLAG_KEY_FILE
@@ -146,12 +147,7 @@ def backup_archive(
             handle.flush()
             os.fsync(handle.fileno())
         database_size = snapshot.stat().st_size
-        if replace:
-            os.replace(scratch, dest)
-        else:
-            os.link(scratch, dest)  # fails rather than replace a file that appeared meanwhile
-    except FileExistsError:
-        raise BackupError(f"{dest} appeared while backing up; nothing was overwritten") from None
+        _put_in_place(scratch, dest, replace)
     except sqlite3.DatabaseError as exc:
         raise BackupError(f"cannot back up {database}: {exc}") from None
     except OSError as exc:
