@@ -17,17 +17,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from tests.live_portal import free_port
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 START_TIMEOUT_SECONDS = 15.0
 STOP_TIMEOUT_SECONDS = 15.0  # saving a persistence file of some 10,000 messages takes a moment
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def mosquitto_available() -> bool:
@@ -41,6 +35,17 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, step: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(step)
+
+
+def stop_process(process: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
+    """Ask a server to stop with ``sig``; kill it if it has not exited after ``timeout`` s."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 class Broker:
@@ -95,13 +100,7 @@ class Broker:
         """Stop gracefully (SIGTERM): the broker saves its persistence file first."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, signal.SIGTERM, STOP_TIMEOUT_SECONDS)
         self.process = None
 
     def restart(self) -> None:

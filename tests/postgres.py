@@ -18,7 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tests.mosquitto import free_port, wait_for
+from tests.live_portal import free_port
+from tests.mosquitto import stop_process, wait_for
 
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 30.0
@@ -135,13 +136,7 @@ class Cluster:
         """Fast shutdown (SIGINT): roll back open transactions, then exit."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, signal.SIGINT, STOP_TIMEOUT_SECONDS)
         self.process = None
 
     def restart(self) -> None:

@@ -6,7 +6,6 @@ import http.cookiejar
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,14 +17,9 @@ from hardware.gatekeeper import status as gatekeeper_status
 from instore import events, members
 from instore.db import open_database
 from offers.worker import CONSUMER
+from tests.live_portal import free_port
 
 START_TIMEOUT_SECONDS = 30
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def sign_in_and_consent(base: str, email: str, password: str) -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.live_portal import free_port
+
 CHECKOUT = Path(__file__).resolve().parents[1]
 UNIT_DIR = CHECKOUT / "deploy" / "systemd"
 INSTORE = "/opt/instore/current/venv/bin/instore"
@@ -168,9 +170,7 @@ def test_the_exposure_score_stays_low(analyze_root: Path, unit: Path) -> None:
 def test_the_portal_command_tells_systemd_it_is_ready(tmp_path: Path) -> None:
     """Type=notify works only if `instore portal` (gunicorn) sends READY=1 itself: run it with a
     NOTIFY_SOCKET as systemd would and wait for the datagram."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     address = tmp_path / "notify"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(str(address))

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import shlex
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.live_portal import free_port
 from tests.release_build import DEV_VENV, install, need_venv, release_wheel
 
 SERVICES_SCRIPT = Path(__file__).with_name("release_services.py")
@@ -49,12 +49,6 @@ def _broken_on_purpose():  # the rollback test's release: starts, but never heal
         return {"ok": False, "problem": "broken on purpose"}, 503
     return None
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
